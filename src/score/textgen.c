@@ -28,12 +28,6 @@ static void symseqs_free(symseq *s, size_t m)
     free(s);
 }
 
-static int u32_cmp(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
 typedef struct {
     const char *p;
     uint32_t len;
@@ -156,19 +150,40 @@ typedef struct {
     uint32_t start;
 } kw;
 
-static int kw_cmp(const void *a, const void *b)
-{
-    uint64_t x = ((const kw *)a)->key, y = ((const kw *)b)->key;
-    return (x > y) - (x < y);
-}
-
+/* Sort by key: quicksort (median of three) with an insertion-sort cutoff, inline so
+ * that comparisons are integer compares rather than calls through qsort's pointer. */
 static void kw_sort(kw *v, size_t n)
 {
-    if (n > 48) {
-        qsort(v, n, sizeof *v, kw_cmp);
-        return;
+    while (n > 24) {
+        size_t mid = n / 2;
+        kw t;
+#define KW_SWAP(i, j) do { t = v[i]; v[i] = v[j]; v[j] = t; } while (0)
+        if (v[mid].key < v[0].key) KW_SWAP(mid, 0);
+        if (v[n - 1].key < v[0].key) KW_SWAP(n - 1, 0);
+        if (v[n - 1].key < v[mid].key) KW_SWAP(n - 1, mid);
+        uint64_t pivot = v[mid].key;
+        size_t i = 0, j = n - 1;
+        for (;;) {   /* Hoare partition */
+            while (v[i].key < pivot) i++;
+            while (v[j].key > pivot) j--;
+            if (i >= j) break;
+            KW_SWAP(i, j);
+            i++;
+            j--;
+        }
+#undef KW_SWAP
+        /* recurse into the smaller part, loop on the larger (O(log n) stack) */
+        size_t left = j + 1;
+        if (left < n - left) {
+            kw_sort(v, left);
+            v += left;
+            n -= left;
+        } else {
+            kw_sort(v + left, n - left);
+            n = left;
+        }
     }
-    for (size_t i = 1; i < n; i++) {   /* insertion sort: segments are short */
+    for (size_t i = 1; i < n; i++) {
         kw t = v[i];
         size_t j = i;
         while (j > 0 && v[j - 1].key > t.key) {
@@ -321,21 +336,20 @@ static tw_status densify(symseq *seqs, size_t m, tw_error *err)
     size_t total = 0;
     for (size_t i = 0; i < m; i++) total += seqs[i].len;
     uint32_t *all = tw_malloc((total ? total : 1) * sizeof *all, err);
-    if (!all) return TW_ERR_NOMEM;
+    kw *v = tw_malloc((total ? total : 1) * sizeof *v, err);
+    if (!all || !v) {
+        free(all);
+        free(v);
+        return TW_ERR_NOMEM;
+    }
     size_t k = 0;
     for (size_t i = 0; i < m; i++)
-        for (size_t j = 0; j < seqs[i].len; j++) all[k++] = seqs[i].ids[j];
-    for (size_t i = 1; i < total; i++) {   /* insertion sort for short inputs, else qsort */
-        if (total > 64) break;
-        uint32_t t = all[i];
-        size_t j = i;
-        while (j > 0 && all[j - 1] > t) { all[j] = all[j - 1]; j--; }
-        all[j] = t;
-    }
-    if (total > 64) qsort(all, total, sizeof *all, u32_cmp);
+        for (size_t j = 0; j < seqs[i].len; j++) v[k++] = (kw){seqs[i].ids[j], 0};
+    kw_sort(v, total);
     size_t u = 0;
     for (size_t i = 0; i < total; i++)
-        if (u == 0 || all[u - 1] != all[i]) all[u++] = all[i];
+        if (u == 0 || all[u - 1] != (uint32_t)v[i].key) all[u++] = (uint32_t)v[i].key;
+    free(v);
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < seqs[i].len; j++) {
             size_t lo = 0, hi = u;
