@@ -53,7 +53,7 @@ Test(cli, help_version_and_usage_errors)
     cr_assert_eq(run("help", &out, NULL), 0);
     cr_assert(strstr(out, "audit") && strstr(out, "classic train") && strstr(out, "score"));
     free(out);
-    cr_assert_eq(run("help score", &out, NULL), 0);
+    cr_assert_eq(run("-q help score", &out, NULL), 0);
     cr_assert(strstr(out, "usage: tunewise score") && strstr(out, "--compare"), "%s", out);
     free(out);
     /* unknown command / option / missing argument: exit 2, one-line error + usage on stderr */

@@ -230,6 +230,25 @@ Test(chrf, hand_computed)
     cr_expect_float_eq(tw_chrf_from_stats(st), 100.0, 1e-9);
 }
 
+Test(chrf, many_distinct_characters)
+{
+    /* 1100 distinct code points: 11-bit symbols, so orders 1-5 use packed keys and
+     * order 6 (66 bits) the generic window comparison. hyp = first 550 characters of
+     * ref: for order n, P = 1 and R = (551 - n) / (1101 - n);
+     * chrF = 100 * 5 * P * R / (4 * P + R) with P, R averaged over n = 1..6. */
+    char ref[1100 * 3 + 1], hyp[550 * 3 + 1];
+    size_t o = 0;
+    for (int i = 0; i < 1100; i++) o += (size_t)tw_utf8_encode(0x4E00 + (uint32_t)i, ref + o);
+    ref[o] = '\0';
+    memcpy(hyp, ref, 550 * 3);
+    hyp[550 * 3] = '\0';
+    double R = 0;
+    for (int n = 1; n <= 6; n++) R += (551.0 - n) / (1101.0 - n);
+    R /= 6;
+    cr_expect_float_eq(chrf1(hyp, ref), 100 * 5 * R / (4 + R), 1e-9);
+    cr_expect_float_eq(chrf1(ref, ref), 100.0, 1e-9);
+}
+
 Test(chrf, matches_sacrebleu_fixture)
 {
     json_t *fx = load_fixture("bleu_chrf.json");

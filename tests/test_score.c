@@ -195,6 +195,19 @@ Test(score, errors)
     cr_expect(strstr(err.msg, "reference is not valid JSON") != NULL, "%s", err.msg);
 }
 
+Test(score, metric_names)
+{
+    size_t n;
+    const char *const *m = tw_score_metric_names(2, &n);
+    cr_assert_eq(n, 8);
+    cr_expect_str_eq(m[0], "rougeL");
+    cr_expect_str_eq(m[6], "bleu");
+    cr_expect_str_eq(tw_score_default_primary(0), "accuracy");
+    cr_expect_str_eq(tw_score_default_primary(1), "field_f1");
+    cr_expect_null(tw_score_metric_names(3, &n));
+    cr_expect_eq(n, 0);
+}
+
 Test(score, empty_input)
 {
     tw_score_params p = tw_score_default_params();

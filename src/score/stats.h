@@ -82,7 +82,8 @@ tw_status tw_bootstrap_mean_ci(double *lo, double *hi, const double *x, size_t n
 /* Two-sided alpha (e.g. 0.05), power (e.g. 0.8); z_a = ppf(1 - alpha/2), z_b = ppf(power). */
 
 /* Independent samples, two proportions p1 vs p2 (normal approximation, pooled variance
- * under H0, no continuity correction; Fleiss, Levin & Paik 2003, eq. 4.14):
+ * under H0, no continuity correction; Fleiss, Levin & Paik, Statistical Methods for
+ * Rates and Proportions):
  *   n = (z_a sqrt(2 pbar qbar) + z_b sqrt(p1 q1 + p2 q2))^2 / (p2 - p1)^2,  pbar = (p1+p2)/2
  * items per group, not rounded. p1 == p2 -> INFINITY. */
 double tw_n_two_prop(double p1, double p2, double alpha, double power);

@@ -252,6 +252,16 @@ int main(int argc, char **argv)
 {
     static int log_min = TW_LOG_INFO;
     tw_log_set_hook(log_stderr, &log_min);
+    /* global options before the command: move them after it (parse_args handles them) */
+    bool pre_quiet = false;
+    int pre_verbose = 0;
+    while (argc >= 2 && (strcmp(argv[1], "-q") == 0 || strcmp(argv[1], "--quiet") == 0 ||
+                         strcmp(argv[1], "-v") == 0 || strcmp(argv[1], "--verbose") == 0)) {
+        if (argv[1][1] == 'q' || argv[1][2] == 'q') pre_quiet = true;
+        else pre_verbose++;
+        argv++;
+        argc--;
+    }
     if (argc < 2) {
         print_main_help(stderr);
         return EXIT_USAGE;
@@ -293,6 +303,8 @@ int main(int argc, char **argv)
     cli_args a;
     memset(&a, 0, sizeof a);
     a.cmd = cmd;
+    a.quiet = pre_quiet;
+    a.verbose = pre_verbose;
     int rc = parse_args(&a, argc - 1 - used, argv + 1 + used);
     if (rc >= 0) return rc;
     log_min = a.quiet ? TW_LOG_WARN : (a.verbose ? TW_LOG_DEBUG : TW_LOG_INFO);
