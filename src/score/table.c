@@ -75,8 +75,9 @@ static tw_status header(tw_buf *out, const json_t *r, bool paired)
 
 static tw_status latency_tokens(tw_buf *out, const json_t *lat, const json_t *tok, const char *who)
 {
+    /* %.3g keeps sub-millisecond latencies (classic arm: ~0.05 ms) readable */
     if (json_is_object(lat))
-        OK_OR(tw_buf_printf(out, "latency ms%s: p50 %.1f, p90 %.1f, p99 %.1f, mean %.1f (n=%lld)\n", who,
+        OK_OR(tw_buf_printf(out, "latency ms%s: p50 %.3g, p90 %.3g, p99 %.3g, mean %.3g (n=%lld)\n", who,
                             jdbl(lat, "p50"), jdbl(lat, "p90"), jdbl(lat, "p99"), jdbl(lat, "mean"),
                             (long long)json_integer_value(json_object_get(lat, "n"))));
     if (json_is_object(tok))
@@ -189,7 +190,7 @@ static tw_status single_report(tw_buf *out, const json_t *r)
                                 jstr(pw, "metric", "?"), jdbl(pw, "baseline"),
                                 (long long)json_integer_value(json_object_get(r, "n"))));
         else
-            OK_OR(tw_buf_printf(out, "power: with %lld items an independent evaluation detects a %s gain of %.4f "
+            OK_OR(tw_buf_printf(out, "power: with %lld items an independent evaluation detects a gain in %s of %.4f "
                                      "over %.4f (alpha %g, power %g)\n",
                                 (long long)json_integer_value(json_object_get(r, "n")), jstr(pw, "metric", "?"), mde,
                                 jdbl(pw, "baseline"), jdbl(pw, "alpha"), jdbl(pw, "power")));
