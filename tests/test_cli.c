@@ -231,3 +231,30 @@ Test(cli, validate_reports_yaml_position)
     free(out); free(err);
     free(dir);
 }
+
+/* Perfect predictions (the references themselves) on the real SNIPS (extract, with the
+ * example's JSON schema) and E2E (generate, multi-reference) tasks score perfectly. */
+Test(cli, score_extract_and_generate_examples)
+{
+    char *dir = tw_test_tmpdir();
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "sed 's/\"output\":/\"prediction\":/' %s/data/snips_slots/test.jsonl > %s/snips.jsonl && "
+             "sed 's/\"output\":/\"prediction\":/' %s/data/e2e/test.jsonl > %s/e2e.jsonl",
+             tw_test_shared(), dir, tw_test_shared(), dir);
+    cr_assert_eq(system(cmd), 0);
+    char args[1024];
+    snprintf(args, sizeof args, "score %s/snips.jsonl --task examples/snips.yaml --json --bootstrap 50", dir);
+    json_t *j = run_json(args);
+    json_t *m = json_object_get(j, "metrics");
+    cr_assert_float_eq(json_number_value(json_object_get(json_object_get(m, "field_f1"), "value")), 1.0, 1e-12);
+    cr_assert_float_eq(json_number_value(json_object_get(json_object_get(m, "exact_match"), "value")), 1.0, 1e-12);
+    cr_assert_float_eq(json_number_value(json_object_get(json_object_get(m, "schema_valid"), "value")), 1.0, 1e-12);
+    json_decref(j);
+    snprintf(args, sizeof args, "score %s/e2e.jsonl --task examples/e2e.yaml --json --bootstrap 50", dir);
+    j = run_json(args);
+    m = json_object_get(j, "metrics");
+    cr_assert_float_eq(json_number_value(json_object_get(json_object_get(m, "bleu"), "value")), 100.0, 1e-9);
+    cr_assert_float_eq(json_number_value(json_object_get(json_object_get(m, "exact_match"), "value")), 1.0, 1e-12);
+    json_decref(j);
+    free(dir);
+}

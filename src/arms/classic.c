@@ -80,7 +80,7 @@ tw_classic_params tw_classic_default_params(void)
     p.n_C = 0;
     p.holdout = 0.1;
     p.max_iter = 1000;
-    p.tol = 0.1;
+    p.tol = 1e-3;
     p.seed = 0;
     p.threads = 0;
     return p;

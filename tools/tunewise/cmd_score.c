@@ -138,7 +138,7 @@ static int run(cli_args *a)
     memset(sp, 0, sizeof sp);
     tw_pred_set pa = {0}, pb = {0};
     joined ja = {0}, jb = {0};
-    json_t *report = NULL;
+    json_t *report = NULL, *schema = NULL;
     char **labels = NULL;
     size_t n_labels = 0;
     tw_score_params sp_params = tw_score_default_params();
@@ -159,6 +159,15 @@ static int run(cli_args *a)
             }
         }
         sp_params.primary = t.metric;
+        if (t.schema_path) {
+            json_error_t je;
+            schema = json_load_file(t.schema_path, 0, &je);
+            if (!schema) {
+                st = tw_error_set(&err, TW_ERR_PARSE, "%s:%d:%d: invalid JSON schema: %s", t.schema_path, je.line, je.column, je.text);
+                goto done;
+            }
+            sp_params.schema = schema;
+        }
     } else {
         tw_task_type tt;
         if (!tw_task_type_parse(cli_str(a, "type"), &tt))
@@ -212,6 +221,7 @@ static int run(cli_args *a)
     }
 done:
     json_decref(report);
+    json_decref(schema);
     free(ja.items);
     free(jb.items);
     tw_pred_set_free(&pa);
