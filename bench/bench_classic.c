@@ -92,9 +92,8 @@ static void die(const tw_error *e)
     exit(3);
 }
 
-static double test_accuracy(const tw_classic *m, const split *te, int threads_hint, double *rate)
+static double test_accuracy(const tw_classic *m, const split *te, double *rate)
 {
-    (void)threads_hint;
     const char **pred = malloc(te->n * sizeof *pred);
     tw_error err;
     /* warm-up, then time enough repetitions for ~0.5 s */
@@ -169,7 +168,7 @@ int main(int argc, char **argv)
         load_split(path, &dv);
         snprintf(path, sizeof path, "%s/%s/test.jsonl", data, tok);
         if (!load_split(path, &te)) { fprintf(stderr, "missing %s\n", path); return 2; }
-        printf("== %s (train %zu, dev %zu, test %zu; threads %d, hash 2^%d, tol %g, loss %d)\n", tok, tr.n, dv.n,
+        printf("== %s (train %zu, dev %zu, test %zu; threads %d, hash 2^%d, tol %g (0 = default), loss %d)\n", tok, tr.n, dv.n,
                te.n, base.threads, base.hash_bits, base.tol, base.loss);
 
         tw_error err;
@@ -180,7 +179,7 @@ int main(int argc, char **argv)
                              &p, &err))
             die(&err);
         const tw_classic_info *in = tw_classic_get_info(m);
-        double rate, acc = test_accuracy(m, &te, p.threads, &rate);
+        double rate, acc = test_accuracy(m, &te, &rate);
         double r1 = single_rate(m, &te);
         printf("  fixed C=%g: featurize %.3f s + train %.3f s = %.3f s (call %.3f s); %zu features, %zu nnz, "
                "passes max %d\n",
@@ -214,7 +213,7 @@ int main(int argc, char **argv)
                                  (const char *const *)dv.texts, (const char *const *)dv.labels, dv.n, &p, &err))
                 die(&err);
             in = tw_classic_get_info(m);
-            acc = test_accuracy(m, &te, p.threads, &rate);
+            acc = test_accuracy(m, &te, &rate);
             printf("  C search on %s (%zu examples):", in->selection == 1 ? "dev" : "holdout", in->n_sel);
             for (size_t g = 0; g < in->n_C; g++) printf(" C=%g %.4f (%.2fs)", in->C_grid[g], in->sel_accuracy[g], in->sel_seconds[g]);
             printf("\n  C search: chosen C=%g, whole train call %.3f s (search %.3f s), test accuracy %.4f\n", in->C,

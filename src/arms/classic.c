@@ -80,7 +80,7 @@ tw_classic_params tw_classic_default_params(void)
     p.n_C = 0;
     p.holdout = 0.1;
     p.max_iter = 1000;
-    p.tol = 1e-3;
+    p.tol = 0.0;
     p.seed = 0;
     p.threads = 0;
     return p;
@@ -114,11 +114,19 @@ static tw_status params_check(const tw_classic_params *p, tw_error *err)
     }
     if (p->max_iter < 1)
         return tw_error_set(err, TW_ERR_INVALID, "classic params: max_iter = %d: must be >= 1", p->max_iter);
-    if (!(p->tol > 0) || isinf(p->tol))
-        return tw_error_set(err, TW_ERR_INVALID, "classic params: tol = %g: must be finite and > 0", p->tol);
+    if (!(p->tol >= 0) || isinf(p->tol))
+        return tw_error_set(err, TW_ERR_INVALID, "classic params: tol = %g: must be finite and >= 0 (0 = default)", p->tol);
     if (p->threads < 0)
         return tw_error_set(err, TW_ERR_INVALID, "classic params: threads = %d: must be >= 0", p->threads);
     return TW_OK;
+}
+
+/* tol 0 → the solver's default: 1e-3 for the SVM duals (sklearn uses 1e-4 with the same
+ * accuracy here, liblinear 0.1), 1e-2 for the logistic dual (no shrinking: slow to 1e-3). */
+static double effective_tol(const tw_classic_params *p)
+{
+    if (p->tol > 0) return p->tol;
+    return p->loss == TW_CLASSIC_LOGREG ? 1e-2 : 1e-3;
 }
 
 static int resolve_threads(int t)
@@ -651,9 +659,9 @@ static tw_status fit_ovr(const csr *X, const int *lab, size_t n_labels, size_t n
             if (!alpha_warm) memset(alpha, 0, astride * sizeof *alpha);
             int it;
             if (p->loss == TW_CLASSIC_LOGREG)
-                it = solve_lr(&pb, C, p->tol, p->max_iter, &rng, w, alpha, index);
+                it = solve_lr(&pb, C, effective_tol(p), p->max_iter, &rng, w, alpha, index);
             else
-                it = solve_svm(&pb, C, p->loss == TW_CLASSIC_SVM_L1, p->tol, p->max_iter, &rng, w, alpha, index);
+                it = solve_svm(&pb, C, p->loss == TW_CLASSIC_SVM_L1, effective_tol(p), p->max_iter, &rng, w, alpha, index);
             if (it > iter_max) iter_max = it;
             iter_total += it;
             if (n_labels == 2) {
@@ -800,8 +808,10 @@ static tw_status search_C(train_ctx *cx, const size_t *tr_rows, size_t n_tr, con
         lab = malloc((n_tr ? n_tr : 1) * sizeof *lab);
         fo.W = malloc((v.n_cols ? v.n_cols : 1) * L * sizeof *fo.W);
         fo.bias = malloc(L * sizeof *fo.bias);
-        if (p->loss != TW_CLASSIC_LOGREG) alpha = calloc(n_prob * astride + 1, sizeof *alpha);
-        if (!lab || !fo.W || !fo.bias || (p->loss != TW_CLASSIC_LOGREG && !alpha))
+        /* warm starts keep every class's dual solution: skip them past 512 MiB */
+        int warm = p->loss != TW_CLASSIC_LOGREG && (double)n_prob * (double)astride * sizeof(double) <= 512.0 * 1048576;
+        if (warm) alpha = calloc(n_prob * astride + 1, sizeof *alpha);
+        if (!lab || !fo.W || !fo.bias || (warm && !alpha))
             st = tw_error_set(err, TW_ERR_NOMEM, "out of memory (C search)");
     }
     if (!st) {
@@ -1324,7 +1334,7 @@ tw_status tw_classic_load(tw_classic **out, const char *path, tw_error *err)
     if (!isnan(dev_acc) && !(dev_acc >= 0 && dev_acc <= 1))
         BAD("%s: offset 72: selection accuracy %g: must be NaN or in [0, 1]", path, dev_acc);
     double tol = get_f64(b, 104);
-    if (!(tol > 0) || isinf(tol)) BAD("%s: offset 104: tol = %g: must be finite and > 0", path, tol);
+    if (!(tol >= 0) || isinf(tol)) BAD("%s: offset 104: tol = %g: must be finite and >= 0", path, tol);
     uint32_t max_iter = get_u32(b, 112);
     if (max_iter < 1 || max_iter > INT32_MAX) BAD("%s: offset 112: max_iter = %u: must be in [1, 2^31)", path, max_iter);
     for (size_t off = 116; off < HEADER_SIZE; off++)

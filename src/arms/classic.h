@@ -51,8 +51,9 @@ typedef struct tw_classic_params {
     double holdout;          /* fraction of train held out for C selection when there is
                                 no dev split (default 0.1) */
     int max_iter;            /* solver passes over the data per class (default 1000) */
-    double tol;              /* solver stopping tolerance on the projected-gradient gap
-                                (default 1e-3; liblinear uses 0.1, sklearn 1e-4) */
+    double tol;              /* solver stopping tolerance (projected-gradient gap for the
+                                SVMs, max |gradient| for logreg); 0 = default: 1e-3 for
+                                the SVMs (liblinear uses 0.1, sklearn 1e-4), 1e-2 logreg */
     uint64_t seed;           /* shuffling of the solver and of the holdout (default 0) */
     int threads;             /* OpenMP threads for training/batch prediction; 0 = all */
 } tw_classic_params;

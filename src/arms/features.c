@@ -154,7 +154,7 @@ void tw_feat_scratch_free(tw_feat_scratch *s)
     free(s->toks);
     free(s->keys);
     free(s->tab_key);
-    free(s->tab_cnt);
+    free(s->tab_idx);
     free(s->tab_stamp);
     free(s->out_bucket);
     free(s->out_count);
@@ -263,13 +263,13 @@ tw_status tw_feat_extract(const tw_feat_config *cfg, const char *text, size_t le
     size_t need = 64;
     while (need < 2 * nk) need <<= 1;
     if (need > s->tab_cap) {
-        free(s->tab_key); free(s->tab_cnt); free(s->tab_stamp);
+        free(s->tab_key); free(s->tab_idx); free(s->tab_stamp);
         s->tab_key = malloc(need * sizeof *s->tab_key);
-        s->tab_cnt = malloc(need * sizeof *s->tab_cnt);
+        s->tab_idx = malloc(need * sizeof *s->tab_idx);
         s->tab_stamp = calloc(need, sizeof *s->tab_stamp);
-        if (!s->tab_key || !s->tab_cnt || !s->tab_stamp) {
-            free(s->tab_key); free(s->tab_cnt); free(s->tab_stamp);
-            s->tab_key = s->tab_cnt = s->tab_stamp = NULL;
+        if (!s->tab_key || !s->tab_idx || !s->tab_stamp) {
+            free(s->tab_key); free(s->tab_idx); free(s->tab_stamp);
+            s->tab_key = s->tab_idx = s->tab_stamp = NULL;
             s->tab_cap = 0;
             return tw_error_set(err, TW_ERR_NOMEM, "out of memory (feature table of %zu slots)", need);
         }
@@ -300,14 +300,14 @@ tw_status tw_feat_extract(const tw_feat_config *cfg, const char *text, size_t le
             if (s->tab_stamp[h] != stamp) {
                 s->tab_stamp[h] = stamp;
                 s->tab_key[h] = key;
-                s->tab_cnt[h] = (uint32_t)n;        /* slot → output index */
+                s->tab_idx[h] = (uint32_t)n;
                 s->out_bucket[n] = key;
                 s->out_count[n] = 1;
                 n++;
                 break;
             }
             if (s->tab_key[h] == key) {
-                s->out_count[s->tab_cnt[h]]++;
+                s->out_count[s->tab_idx[h]]++;
                 break;
             }
             h = (h + 1) & mask;

@@ -45,7 +45,7 @@ typedef struct tw_feat_scratch {
     uint64_t *toks;     size_t toks_cap;   /* per-token hashes */
     uint32_t *keys;     size_t keys_cap;   /* emitted buckets, in emission order */
     /* dedup table: open addressing, capacity power of two, slot valid when stamp matches */
-    uint32_t *tab_key, *tab_cnt, *tab_stamp;
+    uint32_t *tab_key, *tab_idx, *tab_stamp;   /* key, its index in out_*, generation */
     size_t tab_cap;
     uint32_t stamp;
     /* result of the last tw_feat_extract: n unique buckets with their counts */
