@@ -12,6 +12,7 @@
  * across splits, where they mean leakage), and label-noise detection beyond identical
  * inputs with different outputs. The MDE helper is a local stand-in for src/score/stats.c. */
 #include "task/audit.h"
+#include "score/stats.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -75,47 +76,19 @@ static const char *level_code(tw_audit_level l)
 
 /* ---- statistics helpers ---------------------------------------------------- */
 
-/* Inverse of the standard normal CDF (P. J. Acklam's rational approximation, relative
- * error < 1.15e-9), enough for z-values of alpha and power. */
-static double norm_ppf(double p)
-{
-    static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
-                               1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00};
-    static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
-                               6.680131188771972e+01, -1.328068155288572e+01};
-    static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
-                               -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00};
-    static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
-                               3.754408661907416e+00};
-    if (p <= 0) return -INFINITY;
-    if (p >= 1) return INFINITY;
-    const double plow = 0.02425;
-    if (p < plow) {
-        double q = sqrt(-2 * log(p));
-        return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-               ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-    }
-    if (p > 1 - plow) {
-        double q = sqrt(-2 * log(1 - p));
-        return -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-               ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-    }
-    double q = p - 0.5, r = q * q;
-    return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
-           (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
-}
-
+/* Normal quantiles come from the shared statistics leaf (score/stats.h): score/ depends
+ * only on base/, so task/ may use it without a cycle. */
 double tw_audit_mde_two_proportion(size_t n, double p, double alpha, double power)
 {
     if (n == 0) return NAN;
-    double z = norm_ppf(1 - alpha / 2) + norm_ppf(power);
+    double z = tw_norm_ppf(1 - alpha / 2) + tw_norm_ppf(power);
     return z * sqrt(2 * p * (1 - p) / (double)n);
 }
 
 /* Rows needed so that the MDE above is at most d. */
 static size_t mde_rows_for(double d, double p, double alpha, double power)
 {
-    double z = norm_ppf(1 - alpha / 2) + norm_ppf(power);
+    double z = tw_norm_ppf(1 - alpha / 2) + tw_norm_ppf(power);
     return (size_t)ceil(2 * p * (1 - p) * z * z / (d * d));
 }
 
