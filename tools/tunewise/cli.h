@@ -73,6 +73,9 @@ extern const cli_cmd cmd_classic_eval;
 extern const cli_cmd cmd_split;
 extern const cli_cmd cmd_convert;
 extern const cli_cmd cmd_validate;
+extern const cli_cmd cmd_model_info;
+extern const cli_cmd cmd_model_init;
+extern const cli_cmd cmd_tokenize;
 
 #include "task/task.h"
 
