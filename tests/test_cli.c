@@ -258,3 +258,34 @@ Test(cli, score_extract_and_generate_examples)
     json_decref(j);
     free(dir);
 }
+
+/* tokenize --chat renders the model's own template (ChatML for SmolLM2, from the GGUF)
+ * and parses its special tokens; a built-in template overrides a model without one. */
+Test(cli, tokenize_chat_template)
+{
+    const char *model = getenv("TW_SMOLLM2");
+    char path[1024];
+    if (!model) {
+        snprintf(path, sizeof path, "%s/.cache/tunewise/models/SmolLM2-135M-Instruct.Q4_1.gguf", getenv("HOME"));
+        model = path;
+    }
+    cr_assert(access(model, R_OK) == 0, "%s missing: run scripts/get-models.sh", model);
+    char args[2048], *out, *err;
+    snprintf(args, sizeof args, "tokenize -t %s --chat --ids Hi", model);
+    cr_assert_eq(run(args, &out, &err), 0, "%s", err);
+    /* SmolLM2's template adds its default system turn when none is given. Expected ids:
+     * jinja2 rendering of the GGUF's template, encoded by HF tokenizers (add_special_tokens
+     * False), computed once with gguf-py + jinja2 + tokenizers. */
+    cr_assert_str_eq(out, "1 9690 198 2683 359 253 5356 5646 11173 3365 3511 308 34519 28 7018 411 407 19712 8182 2 198 "
+                          "1 4093 198 26843 2 198 1 520 9531 198\n");
+    free(out); free(err);
+    snprintf(args, sizeof args, "tokenize -t %s/models/tokenizers/llama2/tokenizer.json --chat Hi", tw_test_shared());
+    cr_assert_eq(run(args, &out, &err), 2);
+    cr_assert(strstr(err, "chat_template"), "%s", err);
+    free(out); free(err);
+    snprintf(args, sizeof args, "tokenize -t %s/models/tokenizers/llama2/tokenizer.json --chat --chat-template llama2 --ids Hi",
+             tw_test_shared());
+    cr_assert_eq(run(args, &out, &err), 0, "%s", err);
+    cr_assert(strncmp(out, "1 ", 2) == 0, "llama2 template starts with <s>: %s", out);
+    free(out); free(err);
+}

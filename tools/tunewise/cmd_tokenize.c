@@ -3,6 +3,8 @@
  * for), or decode ids back to text with --decode. A debugging tool: the output is for
  * people, or for scripts with --json / --ids. */
 #include "cli.h"
+#include "model/chat.h"
+#include "model/gguf.h"
 #include "model/tokenizer.h"
 
 #include <stdlib.h>
@@ -17,6 +19,10 @@ static const cli_opt OPTS[] = {
     {"strict-utf8", 0, CLI_FLAG, NULL, "reject invalid UTF-8 instead of replacing it with U+FFFD", NULL},
     {"decode", 'd', CLI_FLAG, NULL, "TEXT is a list of ids (spaces or commas): print the decoded text", NULL},
     {"skip-special", 0, CLI_FLAG, NULL, "with --decode: drop special tokens", NULL},
+    {"chat", 'c', CLI_FLAG, NULL, "render TEXT as a user turn with the model's chat template first", NULL},
+    {"system", 0, CLI_STR, "TEXT", "with --chat: a system message", NULL},
+    {"chat-template", 0, CLI_STR, "FILE|NAME", "with --chat: Jinja file, tokenizer_config.json, or a built-in "
+     "(chatml qwen3 llama3 llama3.1 llama2 mistral gemma zephyr)", NULL},
     {0},
 };
 
@@ -55,6 +61,40 @@ static void print_quoted(const char *p, size_t n)
         i++;
     }
     putchar('\'');
+}
+
+/* The chat template for --chat: --chat-template FILE|NAME, else the model's own (GGUF
+ * tokenizer.chat_template, or tokenizer_config.json beside a tokenizer.json). */
+static tw_status load_template(const char *tok_path, const char *override, tw_chat_template **out, tw_error *err)
+{
+    if (override) {
+        if (tw_file_exists(override)) return tw_chat_template_load(out, override, err);
+        return tw_chat_template_builtin(out, override, err);
+    }
+    tw_gguf *g = NULL;
+    if (tw_gguf_open(&g, tok_path, err) == TW_OK) {
+        tw_gguf_str src;
+        tw_status st = tw_gguf_get_str(g, "tokenizer.chat_template", &src, err);
+        if (st == TW_OK) {
+            char *tmpl = tw_strndup(src.ptr, src.len, err);
+            st = tmpl ? tw_chat_template_new(out, tmpl, err) : TW_ERR_NOMEM;
+            free(tmpl);
+        } else {
+            tw_error_set(err, TW_ERR_INVALID, "%s has no tokenizer.chat_template: give --chat-template FILE|NAME", tok_path);
+        }
+        tw_gguf_free(g);
+        return st;
+    }
+    /* a tokenizer.json (or its directory): look for tokenizer_config.json beside it */
+    char cfg[4096];
+    const char *slash = strrchr(tok_path, '/');
+    bool is_dir = !strstr(tok_path, ".json");
+    if (is_dir) snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", tok_path);
+    else snprintf(cfg, sizeof cfg, "%.*stokenizer_config.json", slash ? (int)(slash - tok_path + 1) : 0, tok_path);
+    if (!tw_file_exists(cfg))
+        return tw_error_set(err, TW_ERR_INVALID, "no chat template for %s (looked for %s): give --chat-template FILE|NAME",
+                            tok_path, cfg);
+    return tw_chat_template_load(out, cfg, err);
 }
 
 static int run_decode(cli_args *a, const tw_tokenizer *t, const char *text, size_t len)
@@ -126,6 +166,34 @@ static int run(cli_args *a)
         return rc;
     }
     unsigned flags = TW_TOK_DEFAULT;
+    tw_buf chat = {0};
+    if (cli_flag(a, "chat")) {
+        /* Render like apply_chat_template(tokenize=True): the template writes any BOS
+         * itself, so the tokenizer adds none; special-token strings are parsed. */
+        tw_chat_template *ct = NULL;
+        st = load_template(path, cli_str(a, "chat-template"), &ct, &err);
+        tw_chat_msg msgs[2];
+        size_t nm = 0;
+        if (cli_given(a, "system")) msgs[nm++] = (tw_chat_msg){.role = "system", .content = cli_str(a, "system")};
+        char *user = st ? NULL : tw_strndup(text, len, &err);
+        msgs[nm++] = (tw_chat_msg){.role = "user", .content = user ? user : ""};
+        size_t bl = 0, el = 0;
+        const char *bos = tw_tokenizer_bos(t) >= 0 ? tw_token_text(t, tw_tokenizer_bos(t), &bl) : "";
+        const char *eos = tw_tokenizer_eos(t) >= 0 ? tw_token_text(t, tw_tokenizer_eos(t), &el) : "";
+        char *bos_s = tw_strndup(bos, bl, &err), *eos_s = tw_strndup(eos, el, &err);
+        if (!st) st = tw_chat_render(ct, msgs, nm, true, bos_s, eos_s, &chat, &err);
+        free(user); free(bos_s); free(eos_s);
+        tw_chat_template_free(ct);
+        if (st) {
+            tw_buf_free(&chat);
+            tw_tokenizer_free(t);
+            tw_buf_free(&in);
+            return cli_fail(&err);
+        }
+        text = chat.data ? chat.data : "";
+        len = chat.len;
+        flags = TW_TOK_PARSE_SPECIAL;
+    }
     if (cli_flag(a, "no-special")) flags = 0;
     if (cli_flag(a, "no-bos")) flags &= ~(unsigned)TW_TOK_ADD_SPECIAL;
     if (cli_flag(a, "strict-utf8")) flags |= TW_TOK_STRICT_UTF8;
@@ -134,6 +202,7 @@ static int run(cli_args *a)
     if (st) {
         tw_tokenizer_free(t);
         tw_buf_free(&in);
+        tw_buf_free(&chat);
         return cli_fail(&err);
     }
     if (cli_flag(a, "json")) {
@@ -187,6 +256,7 @@ static int run(cli_args *a)
     tw_tok_ids_free(&ids);
     tw_tokenizer_free(t);
     tw_buf_free(&in);
+    tw_buf_free(&chat);
     return EXIT_OK;
 }
 
