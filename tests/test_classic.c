@@ -1,7 +1,8 @@
 /* test_classic.c — the classic arm: featurization (char_wb rules, lowercase), learning
- * a separable problem, C selection paths, determinism, save/load round trip, rejection
- * of corrupted/truncated model files, unseen labels, empty input, a small real-data
- * check on SST-2. Kept small: the suite also runs under ASan/UBSan. */
+ * a separable problem (with and without NB scaling), selection paths (k-fold CV,
+ * CV + dev, dev, holdout), determinism, save/load round trip (format versions 1 and
+ * 2), rejection of corrupted/truncated model files, unseen labels, empty input, a
+ * small real-data check on SST-2. Kept small: the suite also runs under ASan/UBSan. */
 #include "testutil.h"
 #include "arms/classic.h"
 #include "arms/features.h"
@@ -155,8 +156,10 @@ Test(classic_features, config_check)
 Test(classic, learns_separable_problem)
 {
     tw_classic_params p = small_params();
-    for (int loss = 0; loss <= 2; loss++) {
+    for (int k = 0; k < 6; k++) {           /* each loss, without and with NB scaling */
+        int loss = k % 3;
         p.loss = loss;
+        p.nb = k / 3;
         p.C = loss == TW_CLASSIC_LOGREG ? 10.0 : 1.0;
         tw_classic *m = train_synthetic(&p);
         cr_assert_eq(tw_classic_n_labels(m), 3);
@@ -178,6 +181,103 @@ Test(classic, learns_separable_problem)
         cr_assert_eq(in->n_train, SYN_N);
         cr_assert_gt(in->n_features, 10);
         cr_assert_geq(in->iterations_max, 1);
+        tw_classic_free(m);
+    }
+}
+
+/* Reference for the whole pipeline on a tiny binary problem: the test builds the
+ * features itself (tw_feat_extract, then tf 1 + ln(tf), smooth idf, L2 norm), the NB
+ * ratios r_j = ln((1 + p_j) / (F + sum p)) - ln((1 + q_j) / (F + sum q)), and minimises
+ * the primal 1/2 |w|^2 + C sum max(0, 1 - y w.z)^2 over z = [r∘x, 1] by gradient descent
+ * (strongly convex: one optimum). The arm's dual solver at tol 1e-9 must give the same
+ * decision values (float weights: within 1e-5; they agree to 1e-6 here). */
+#define REF_N 12
+#define REF_F 64
+
+static void reference_scores(const char **t, const int *y, int nb, double C, double *out)
+{
+    tw_feat_config fc = {1, 1, 0, 0, 12};
+    tw_feat_scratch s = {0};
+    tw_error e;
+    uint32_t vocab[REF_F];
+    size_t F = 0;
+    double x[REF_N][REF_F] = {{0}}, df[REF_F] = {0}, p[REF_F] = {0}, q[REF_F] = {0};
+    for (int i = 0; i < REF_N; i++) {
+        cr_assert_eq(tw_feat_extract(&fc, t[i], strlen(t[i]), &s, &e), TW_OK);
+        for (size_t k = 0; k < s.n; k++) {
+            size_t j = 0;
+            while (j < F && vocab[j] != s.out_bucket[k]) j++;
+            if (j == F) { cr_assert_lt(F, REF_F); vocab[F++] = s.out_bucket[k]; }
+            x[i][j] = 1.0 + log((double)s.out_count[k]);
+            df[j] += 1;
+            if (y[i] > 0) p[j] += 1; else q[j] += 1;
+        }
+    }
+    tw_feat_scratch_free(&s);
+    double sp = (double)F, sq = (double)F, r[REF_F];
+    for (size_t j = 0; j < F; j++) { sp += p[j]; sq += q[j]; }
+    for (size_t j = 0; j < F; j++) r[j] = nb ? log((1 + p[j]) / sp) - log((1 + q[j]) / sq) : 1.0;
+    double z[REF_N][REF_F + 1], L = 1;
+    for (int i = 0; i < REF_N; i++) {
+        double nn = 0;
+        for (size_t j = 0; j < F; j++) {
+            x[i][j] *= log((1.0 + REF_N) / (1.0 + df[j])) + 1.0;
+            nn += x[i][j] * x[i][j];
+        }
+        double zz = 1;
+        for (size_t j = 0; j < F; j++) { z[i][j] = x[i][j] / sqrt(nn) * r[j]; zz += z[i][j] * z[i][j]; }
+        z[i][F] = 1.0;
+        L += 2 * C * zz;
+    }
+    double w[REF_F + 1] = {0}, g[REF_F + 1];
+    for (int it = 0; it < 200000; it++) {
+        for (size_t j = 0; j <= F; j++) g[j] = w[j];
+        for (int i = 0; i < REF_N; i++) {
+            double m = 0;
+            for (size_t j = 0; j <= F; j++) m += w[j] * z[i][j];
+            double slack = 1 - y[i] * m;
+            if (slack > 0)
+                for (size_t j = 0; j <= F; j++) g[j] -= 2 * C * slack * y[i] * z[i][j];
+        }
+        for (size_t j = 0; j <= F; j++) w[j] -= g[j] / L;
+    }
+    for (int i = 0; i < REF_N; i++) {
+        out[i] = 0;
+        for (size_t j = 0; j <= F; j++) out[i] += w[j] * z[i][j];
+    }
+}
+
+Test(classic, matches_reference_svm_with_and_without_nb)
+{
+    const char *t[REF_N] = {"good movie", "great fun", "good acting great story", "fun and good", "a great film",
+                            "loved it good", "bad movie", "boring plot", "bad acting boring story", "awful and bad",
+                            "a boring film", "hated it but good"};
+    const char *l[REF_N];
+    int y[REF_N];
+    for (int i = 0; i < REF_N; i++) { y[i] = i < 6 ? 1 : -1; l[i] = i < 6 ? "pos" : "neg"; }
+    for (int nb = 0; nb <= 1; nb++) {
+        double ref[REF_N];
+        reference_scores(t, y, nb, 0.7, ref);
+        tw_classic_params p = tw_classic_default_params();
+        p.word_ngram_max = 1;
+        p.char_ngram_max = 0;
+        p.hash_bits = 12;
+        p.C = 0.7;
+        p.nb = nb;
+        p.tol = 1e-9;
+        p.max_iter = 100000;
+        p.threads = 1;
+        tw_classic *m = NULL;
+        tw_error e;
+        cr_assert_eq(tw_classic_train(&m, t, l, REF_N, NULL, NULL, 0, &p, &e), TW_OK, "%s", e.msg);
+        cr_assert_str_eq(tw_classic_label(m, 1), "pos");
+        float s[REF_N * 2];
+        cr_assert_eq(tw_classic_predict_batch(m, t, REF_N, NULL, NULL, s, &e), TW_OK);
+        for (int i = 0; i < REF_N; i++) {
+            cr_assert_float_eq(s[2 * i + 1], ref[i], 1e-5, "nb %d, \"%s\": arm %.6f, reference %.6f", nb, t[i],
+                               s[2 * i + 1], ref[i]);
+            cr_assert_eq(s[2 * i], -s[2 * i + 1]);
+        }
         tw_classic_free(m);
     }
 }
@@ -260,34 +360,63 @@ Test(classic, rejects_bad_training_input)
     cr_assert_eq(tw_classic_train(&m, t, ok, 3, NULL, NULL, 0, &p, &e), TW_ERR_INVALID);
     cr_assert(strstr(e.msg, "C_grid[1]"), "%s", e.msg);
     cr_assert_null(m);
-    /* a tiny but valid problem trains (too small to hold out: C falls back to 1) */
+    /* a tiny but valid problem trains: with a holdout nothing can be held out (C falls
+     * back to 1); cross-validation holds out each example once (a fold may lack a label) */
     p = small_params();
     p.C = 0;
+    p.folds = 0;
     cr_assert_eq(tw_classic_train(&m, t, ok, 3, NULL, NULL, 0, &p, &e), TW_OK, "%s", e.msg);
     cr_assert_eq(tw_classic_get_info(m)->C, 1.0);
+    cr_assert_eq(tw_classic_get_info(m)->selection, TW_CLASSIC_SEL_FIXED);
+    tw_classic_free(m);
+    p.folds = 5;
+    cr_assert_eq(tw_classic_train(&m, t, ok, 3, NULL, NULL, 0, &p, &e), TW_OK, "%s", e.msg);
+    cr_assert_eq(tw_classic_get_info(m)->selection, TW_CLASSIC_SEL_CV);
+    cr_assert_eq(tw_classic_get_info(m)->n_sel, 3);
     tw_classic_free(m);
 }
 
-Test(classic, selection_on_holdout_and_dev_with_unseen_labels)
+Test(classic, selection_cv_holdout_dev_with_unseen_labels)
 {
     make_synthetic(11);
     tw_classic_params p = small_params();
     p.C = 0;
     tw_classic *m = NULL;
     tw_error e;
+    /* default: 5-fold cross-validation on train, every example held out once */
     cr_assert_eq(tw_classic_train(&m, syn_text, syn_label, SYN_N, NULL, NULL, 0, &p, &e), TW_OK, "%s", e.msg);
     const tw_classic_info *in = tw_classic_get_info(m);
-    cr_assert_eq(in->selection, TW_CLASSIC_SEL_HOLDOUT);
-    cr_assert_eq(in->n_C, 5);
-    cr_assert_eq(in->n_sel, 9);                 /* 10% of 30 per class */
+    cr_assert_eq(in->selection, TW_CLASSIC_SEL_CV);
+    cr_assert_eq(in->folds, 5);
+    cr_assert_eq(in->n_cand, 5);                /* 3 labels: NB auto stays off */
+    cr_assert_eq(in->n_sel, SYN_N);
     cr_assert_eq(in->n_train, SYN_N);           /* refit on all */
-    cr_assert_float_eq(in->dev_accuracy, 1.0, 1e-12);
-    for (size_t g = 1; g < in->n_C; g++) cr_assert_lt(in->C_grid[g - 1], in->C_grid[g]);
+    cr_assert_float_eq(in->sel_accuracy, 1.0, 1e-12);
+    cr_assert(isnan(in->dev_accuracy));
+    for (size_t g = 0; g < in->n_cand; g++) {
+        cr_assert_eq(in->cand_nb[g], 0);
+        cr_assert_float_eq(in->cand_accuracy[g], in->cand_cv_accuracy[g], 1e-12);
+        cr_assert(isnan(in->cand_dev_accuracy[g]));
+        cr_assert_geq(in->cand_accuracy[g], 0.9, "C=%g: %f", in->cand_C[g], in->cand_accuracy[g]);
+        if (g) cr_assert_lt(in->cand_C[g - 1], in->cand_C[g]);
+    }
+    cr_assert_float_eq(in->C, 0.1, 0);          /* all perfect: ties go to the smallest C */
     json_t *j = tw_classic_info_json(m);
     cr_assert_not_null(j);
-    cr_assert_str_eq(json_string_value(json_object_get(j, "selection")), "holdout");
+    cr_assert_str_eq(json_string_value(json_object_get(j, "selection")), "cv");
     cr_assert_eq(json_array_size(json_object_get(j, "grid")), 5);
+    cr_assert(json_is_null(json_object_get(j, "dev_accuracy")));
     json_decref(j);
+    tw_classic_free(m);
+
+    /* folds = 0 without dev: a stratified 10% holdout */
+    p.folds = 0;
+    cr_assert_eq(tw_classic_train(&m, syn_text, syn_label, SYN_N, NULL, NULL, 0, &p, &e), TW_OK, "%s", e.msg);
+    in = tw_classic_get_info(m);
+    cr_assert_eq(in->selection, TW_CLASSIC_SEL_HOLDOUT);
+    cr_assert_eq(in->folds, 0);
+    cr_assert_eq(in->n_sel, 9);                 /* 10% of 30 per class */
+    cr_assert_float_eq(in->sel_accuracy, 1.0, 1e-12);
     tw_classic_free(m);
 
     /* dev split with a label never seen in train: counted as an error, not a failure */
@@ -299,18 +428,129 @@ Test(classic, selection_on_holdout_and_dev_with_unseen_labels)
     cr_assert_eq(tw_classic_train(&m, syn_text, syn_label, SYN_N, dt, dl, 4, &p, &e), TW_OK, "%s", e.msg);
     in = tw_classic_get_info(m);
     cr_assert_eq(in->selection, TW_CLASSIC_SEL_DEV);
-    cr_assert_eq(in->n_C, 3);
-    cr_assert_float_eq(in->C_grid[0], 0.5, 0);
-    cr_assert_float_eq(in->dev_accuracy, 0.75, 1e-12);
+    cr_assert_eq(in->n_cand, 3);
+    cr_assert_eq(in->n_sel, 4);
+    cr_assert_float_eq(in->cand_C[0], 0.5, 0);
+    cr_assert(isnan(in->cand_cv_accuracy[0]));
+    cr_assert_float_eq(in->sel_accuracy, 0.75, 1e-12);
+    cr_assert_float_eq(in->dev_accuracy, 0.75, 1e-12);   /* the refitted final model */
     cr_assert_float_eq(in->C, 0.5, 0);          /* ties go to the smallest C */
     cr_assert_eq(tw_classic_label_index(m, "brand_new_label"), -1);
     cr_assert_eq(tw_classic_label_index(m, "cards"), 1);
     tw_classic_free(m);
 
-    /* fixed C with a dev split still reports the dev accuracy */
+    /* cross-validation and dev pooled: counts add up */
+    p.folds = 3;
+    cr_assert_eq(tw_classic_train(&m, syn_text, syn_label, SYN_N, dt, dl, 4, &p, &e), TW_OK, "%s", e.msg);
+    in = tw_classic_get_info(m);
+    cr_assert_eq(in->selection, TW_CLASSIC_SEL_CV_DEV);
+    cr_assert_eq(in->folds, 3);
+    cr_assert_eq(in->n_sel, SYN_N + 4);
+    for (size_t g = 0; g < in->n_cand; g++)
+        cr_assert_float_eq(in->cand_accuracy[g],
+                           (in->cand_cv_accuracy[g] * SYN_N + in->cand_dev_accuracy[g] * 4) / (SYN_N + 4), 1e-12);
+    cr_assert_float_eq(in->dev_accuracy, 0.75, 1e-12);
+    tw_classic_free(m);
+
+    /* fixed C with a dev split still reports the dev accuracy; no selection */
     p.C = 1.0;
     cr_assert_eq(tw_classic_train(&m, syn_text, syn_label, SYN_N, dt, dl, 4, &p, &e), TW_OK, "%s", e.msg);
     cr_assert_float_eq(tw_classic_get_info(m)->dev_accuracy, 0.75, 1e-12);
+    cr_assert(isnan(tw_classic_get_info(m)->sel_accuracy));
+    cr_assert_eq(tw_classic_get_info(m)->n_cand, 0);
+    tw_classic_free(m);
+
+    /* bad folds */
+    p.C = 0;
+    p.folds = 1;
+    cr_assert_eq(tw_classic_train(&m, syn_text, syn_label, SYN_N, NULL, NULL, 0, &p, &e), TW_ERR_INVALID);
+    cr_assert(strstr(e.msg, "folds = 1"), "%s", e.msg);
+    p.folds = 21;
+    cr_assert_eq(tw_classic_train(&m, syn_text, syn_label, SYN_N, NULL, NULL, 0, &p, &e), TW_ERR_INVALID);
+    p.folds = 5;
+    p.nb = 2;
+    cr_assert_eq(tw_classic_train(&m, syn_text, syn_label, SYN_N, NULL, NULL, 0, &p, &e), TW_ERR_INVALID);
+    cr_assert(strstr(e.msg, "nb = 2"), "%s", e.msg);
+    cr_assert_null(m);
+}
+
+/* Two of the synthetic classes, with some labels flipped so that C matters. */
+static void make_binary(const char **t, const char **l, size_t *n)
+{
+    make_synthetic(5);
+    *n = 0;
+    for (int i = 0; i < SYN_N; i++) {
+        if (i % 3 == 2) continue;
+        t[*n] = syn_text[i];
+        l[*n] = (i % 11 == 0) ? syn_label[i + 1 - 2 * (i % 3)] : syn_label[i];
+        (*n)++;
+    }
+}
+
+Test(classic, nb_scaling_candidates_and_threads)
+{
+    const char *t[SYN_N], *l[SYN_N];
+    size_t n;
+    make_binary(t, l, &n);
+    tw_error e;
+    /* auto + two labels: NB off and on are both candidates, off first */
+    tw_classic_params p = small_params();
+    p.C = 0;
+    float s[2][3][SYN_N * 2];
+    tw_classic_info inf[2];
+    for (int k = 0; k < 2; k++) {
+        p.threads = k + 1;          /* 2 threads: folds run side by side */
+        tw_classic *m = NULL;
+        cr_assert_eq(tw_classic_train(&m, t, l, n, NULL, NULL, 0, &p, &e), TW_OK, "%s", e.msg);
+        inf[k] = *tw_classic_get_info(m);
+        cr_assert_eq(tw_classic_predict_batch(m, t, n, NULL, NULL, s[k][0], &e), TW_OK);
+        tw_classic_free(m);
+    }
+    const tw_classic_info *in = &inf[0];
+    cr_assert_eq(in->n_cand, 10);
+    for (size_t g = 0; g < 10; g++) cr_assert_eq(in->cand_nb[g], g >= 5);
+    cr_assert_float_eq(in->cand_C[0], in->cand_C[5], 0);
+    /* the selection and the model do not depend on the thread count */
+    for (size_t g = 0; g < 10; g++) cr_assert_eq(inf[0].cand_accuracy[g], inf[1].cand_accuracy[g]);
+    cr_assert_eq(inf[0].C, inf[1].C);
+    cr_assert_eq(inf[0].nb, inf[1].nb);
+    cr_assert(!memcmp(s[0][0], s[1][0], n * 2 * sizeof(float)), "1 vs 2 threads differ");
+    /* off: only plain candidates; on: only NB */
+    p.threads = 2;
+    for (int nb = 0; nb <= 1; nb++) {
+        p.nb = nb;
+        tw_classic *m = NULL;
+        cr_assert_eq(tw_classic_train(&m, t, l, n, NULL, NULL, 0, &p, &e), TW_OK, "%s", e.msg);
+        cr_assert_eq(tw_classic_get_info(m)->n_cand, 5);
+        for (size_t g = 0; g < 5; g++) cr_assert_eq(tw_classic_get_info(m)->cand_nb[g], nb);
+        cr_assert_eq(tw_classic_get_info(m)->nb, nb);
+        cr_assert_eq(tw_classic_get_params(m).nb, nb);
+        tw_classic_free(m);
+    }
+    /* a fixed C with NB on scales the features: different scores from plain, and the
+     * clean (unflipped) keyword sentences are still learned */
+    p.C = 1.0;
+    for (int nb = 0; nb <= 1; nb++) {
+        p.nb = nb;
+        tw_classic *m = NULL;
+        cr_assert_eq(tw_classic_train(&m, t, l, n, NULL, NULL, 0, &p, &e), TW_OK, "%s", e.msg);
+        cr_assert_eq(tw_classic_predict_batch(m, t, n, NULL, NULL, s[0][1 + nb], &e), TW_OK);
+        const char *lab;
+        cr_assert_eq(tw_classic_predict(m, "my card was stolen", &lab, NULL, &e), TW_OK);
+        cr_assert_str_eq(lab, "cards");
+        cr_assert_eq(tw_classic_predict(m, "refund the charge", &lab, NULL, &e), TW_OK);
+        cr_assert_str_eq(lab, "billing");
+        tw_classic_free(m);
+    }
+    cr_assert(memcmp(s[0][1], s[0][2], n * 2 * sizeof(float)) != 0, "NB scaling had no effect");
+    /* auto with a fixed C means off */
+    p.nb = -1;
+    tw_classic *m = NULL;
+    cr_assert_eq(tw_classic_train(&m, t, l, n, NULL, NULL, 0, &p, &e), TW_OK, "%s", e.msg);
+    cr_assert_eq(tw_classic_get_info(m)->nb, 0);
+    float s3[SYN_N * 2];
+    cr_assert_eq(tw_classic_predict_batch(m, t, n, NULL, NULL, s3, &e), TW_OK);
+    cr_assert(!memcmp(s3, s[0][1], n * 2 * sizeof(float)));
     tw_classic_free(m);
 }
 
@@ -510,6 +750,128 @@ Test(classic_file, rejects_corrupted_and_truncated)
     free(dir);
 }
 
+static void fix_sum(unsigned char *c, size_t n)
+{
+    uint64_t sum = tw_feat_checksum(c, n - 8);
+    memcpy(c + n - 8, &sum, 8);
+}
+
+static void put32(unsigned char *c, size_t off, uint32_t v) { memcpy(c + off, &v, 4); }
+static uint32_t get32(const unsigned char *c, size_t off) { uint32_t v; memcpy(&v, c + off, 4); return v; }
+
+Test(classic_file, version_1_and_version_2_fields)
+{
+    char *dir = tw_test_tmpdir();
+    tw_classic *m;
+    char *path = save_small(&m, dir, "m.twc");
+    size_t n;
+    unsigned char *good = slurp(path, &n), *c = malloc(n);
+    char bad[600];
+    snprintf(bad, sizeof bad, "%s/v.twc", dir);
+    tw_classic *x = NULL;
+    tw_error e;
+    cr_assert_eq(good[8], 2);
+    cr_assert_eq(good[116], 0);                 /* fixed C: no folds */
+
+    /* a version 1 file (same layout, bytes 116..127 zero) still loads and predicts the same */
+    memcpy(c, good, n);
+    put32(c, 8, 1);
+    memset(c + 116, 0, 12);
+    fix_sum(c, n);
+    spit(bad, c, n);
+    cr_assert_eq(tw_classic_load(&x, bad, &e), TW_OK, "%s", e.msg);
+    cr_assert(isnan(tw_classic_get_info(x)->dev_accuracy));
+    for (int i = 0; i < SYN_N; i++) {
+        float s1[3], s2[3];
+        const char *l1, *l2;
+        cr_assert_eq(tw_classic_predict(m, syn_text[i], &l1, s1, &e), TW_OK);
+        cr_assert_eq(tw_classic_predict(x, syn_text[i], &l2, s2, &e), TW_OK);
+        cr_assert(!memcmp(s1, s2, sizeof s1));
+    }
+    tw_classic_free(x);
+    /* ... but not with version 2 contents */
+    struct { size_t off; uint32_t v; const char *want; } v1bad[] = {
+        {116, 5, "offset 116: reserved header byte is not zero (version 1)"},
+        {44, 7, "offset 44: unknown flags 0x7"},
+        {100, 3, "offset 100: unknown selection 3"},
+    };
+    for (size_t k = 0; k < sizeof v1bad / sizeof v1bad[0]; k++) {
+        memcpy(c, good, n);
+        put32(c, 8, 1);
+        memset(c + 116, 0, 12);
+        put32(c, v1bad[k].off, v1bad[k].v);
+        fix_sum(c, n);
+        spit(bad, c, n);
+        cr_assert_eq(tw_classic_load(&x, bad, &e), TW_ERR_PARSE, "v1 case %zu accepted", k);
+        cr_assert(strstr(e.msg, v1bad[k].want), "v1 case %zu: %s", k, e.msg);
+    }
+    /* version 2: folds must match the selection, dev accuracy NaN or in [0, 1] */
+    struct { size_t off; uint32_t v; size_t off2; uint32_t v2; const char *want; } v2bad[] = {
+        {100, 3, 116, 0, "offset 116: folds = 0"},          /* cv without folds */
+        {100, 0, 116, 5, "offset 116: folds = 5"},          /* folds without cv */
+        {100, 3, 116, 1, "offset 116: folds = 1"},
+        {100, 4, 116, 21, "offset 116: folds = 21"},
+        {100, 5, 116, 5, "offset 100: unknown selection 5"},
+        {124, 0x40000000, 120, 0, "offset 120: dev accuracy 2"},  /* f64 2.0 */
+        {44, 8, 116, 0, "offset 44: unknown flags 0xb"},
+    };
+    for (size_t k = 0; k < sizeof v2bad / sizeof v2bad[0]; k++) {
+        memcpy(c, good, n);
+        put32(c, v2bad[k].off, v2bad[k].v);
+        put32(c, v2bad[k].off2, v2bad[k].v2);
+        if (v2bad[k].off == 44) put32(c, 44, get32(good, 44) | v2bad[k].v);
+        fix_sum(c, n);
+        spit(bad, c, n);
+        cr_assert_eq(tw_classic_load(&x, bad, &e), TW_ERR_PARSE, "v2 case %zu accepted", k);
+        cr_assert(strstr(e.msg, v2bad[k].want), "v2 case %zu: %s", k, e.msg);
+    }
+    tw_classic_free(m);
+
+    /* a selected NB model round-trips its selection fields and saves to the same bytes */
+    const char *t[SYN_N], *l[SYN_N];
+    size_t nb_n;
+    make_binary(t, l, &nb_n);
+    tw_classic_params p = small_params();
+    p.hash_bits = 10;
+    p.C = 0;
+    p.nb = 1;
+    p.folds = 3;
+    const char *dt[2] = {"my card was lost", "refund please"}, *dl[2] = {"cards", "billing"};
+    cr_assert_eq(tw_classic_train(&m, t, l, nb_n, dt, dl, 2, &p, &e), TW_OK, "%s", e.msg);
+    cr_assert_eq(tw_classic_save(m, path, &e), TW_OK, "%s", e.msg);
+    cr_assert_eq(tw_classic_load(&x, path, &e), TW_OK, "%s", e.msg);
+    const tw_classic_info *a = tw_classic_get_info(m), *b = tw_classic_get_info(x);
+    cr_assert_eq(b->selection, TW_CLASSIC_SEL_CV_DEV);
+    cr_assert_eq(b->folds, 3);
+    cr_assert_eq(b->nb, 1);
+    cr_assert_eq(tw_classic_get_params(x).nb, 1);
+    cr_assert_eq(tw_classic_get_params(x).folds, 3);
+    cr_assert_eq(tw_classic_get_params(m).folds, 3);
+    cr_assert_eq(a->C, b->C);
+    cr_assert_eq(a->sel_accuracy, b->sel_accuracy);
+    cr_assert_eq(a->dev_accuracy, b->dev_accuracy);
+    cr_assert_float_eq(b->dev_accuracy, 1.0, 1e-12);
+    char p2[600];
+    snprintf(p2, sizeof p2, "%s/m2.twc", dir);
+    cr_assert_eq(tw_classic_save(x, p2, &e), TW_OK, "%s", e.msg);
+    size_t n1, n2;
+    unsigned char *b1 = slurp(path, &n1), *b2 = slurp(p2, &n2);
+    cr_assert_eq(n1, n2);
+    cr_assert(!memcmp(b1, b2, n1));
+    free(b1);
+    free(b2);
+    tw_classic_free(m);
+    tw_classic_free(x);
+    unlink(p2);
+    unlink(bad);
+    unlink(path);
+    free(c);
+    free(good);
+    free(path);
+    rmdir(dir);
+    free(dir);
+}
+
 Test(classic_file, save_is_atomic_and_reports_errors)
 {
     tw_classic *m;
@@ -577,7 +939,7 @@ Test(classic_real, sst2_subset_dev_accuracy, .timeout = 120)
                                   (const char *const *)dv.t, (const char *const *)dv.l, dv.n, &p, &e), TW_OK, "%s", e.msg);
     const tw_classic_info *in = tw_classic_get_info(m);
     cr_log_info("SST-2, 2000 train sentences, C=1: dev accuracy %.4f", in->dev_accuracy);
-    /* 2,000 training sentences: 0.764 measured; a broken pipeline sits near 0.5 */
+    /* 2,000 training sentences: 0.764 measured (NB: see below); a broken pipeline sits near 0.5 */
     cr_assert_gt(in->dev_accuracy, 0.70, "dev accuracy %.4f", in->dev_accuracy);
     const char **pred = malloc(dv.n * sizeof *pred);
     cr_assert_eq(tw_classic_predict_batch(m, (const char *const *)dv.t, dv.n, pred, NULL, NULL, &e), TW_OK);
@@ -585,6 +947,14 @@ Test(classic_real, sst2_subset_dev_accuracy, .timeout = 120)
     for (size_t i = 0; i < dv.n; i++) ok += !strcmp(pred[i], dv.l[i]);
     cr_assert_float_eq((double)ok / (double)dv.n, in->dev_accuracy, 1e-12);
     free(pred);
+    tw_classic_free(m);
+    /* NB scaling on the same data: a broken scaling (wrong update or norm) falls far */
+    p.nb = 1;
+    cr_assert_eq(tw_classic_train(&m, (const char *const *)tr.t, (const char *const *)tr.l, tr.n,
+                                  (const char *const *)dv.t, (const char *const *)dv.l, dv.n, &p, &e), TW_OK, "%s", e.msg);
+    double nb_acc = tw_classic_get_info(m)->dev_accuracy;
+    cr_log_info("SST-2, 2000 train sentences, C=1, NB: dev accuracy %.4f", nb_acc);
+    cr_assert_gt(nb_acc, 0.72, "NB dev accuracy %.4f", nb_acc);
     tw_classic_free(m);
     rows_free(&tr);
     rows_free(&dv);

@@ -14,7 +14,9 @@
 static const cli_opt TRAIN_OPTS[] = {
     {"task", 't', CLI_STR, "TASK", "task file (classify)", NULL},
     {"out", 'o', CLI_STR, "FILE", "model file to write", NULL},
-    {"C", 'C', CLI_NUM, "C", "regularization strength (default: chosen on dev from 0.1..10)", NULL},
+    {"C", 'C', CLI_NUM, "C", "regularization strength (default: chosen by cross-validation from 0.1..10)", NULL},
+    {"folds", 0, CLI_INT, "K", "K-fold cross-validation on train (pooled with dev) to choose C; 0: dev or a holdout only", "5"},
+    {"nb", 0, CLI_STR, "MODE", "naive-Bayes feature scaling: auto (tried for two-label tasks) | on | off", "auto"},
     {"loss", 0, CLI_STR, "LOSS", "svm (squared hinge) | svm-l1 | logreg", "svm"},
     {"hash-bits", 0, CLI_INT, "K", "2^K feature buckets (8..24)", "20"},
     {"word-ngrams", 0, CLI_INT, "N", "word 1..N-grams (0: none)", "2"},
@@ -79,6 +81,13 @@ static int run_train(cli_args *a)
     if (cli_flag(a, "no-idf")) p.use_idf = 0;
     p.threads = (int)cli_int(a, "threads");
     p.seed = (uint64_t)cli_int(a, "seed");
+    p.folds = (int)cli_int(a, "folds");
+    if (p.folds < 0 || p.folds == 1 || p.folds > 20) return cli_usage_error(a->cmd, "--folds must be 0 or 2..20");
+    const char *nb = cli_str(a, "nb");
+    if (strcmp(nb, "auto") == 0) p.nb = -1;
+    else if (strcmp(nb, "on") == 0) p.nb = 1;
+    else if (strcmp(nb, "off") == 0) p.nb = 0;
+    else return cli_usage_error(a->cmd, "unknown --nb '%s' (expected auto, on or off)", nb);
 
     tw_error err;
     tw_error_clear(&err);
@@ -107,6 +116,8 @@ static int run_train(cli_args *a)
             tw_classic_params mp = tw_classic_get_params(m);
             printf("classic arm: %zu labels, %s, C = %g", tw_classic_n_labels(m),
                    mp.loss == TW_CLASSIC_LOGREG ? "logistic regression" : mp.loss == TW_CLASSIC_SVM_L1 ? "linear SVM (hinge)" : "linear SVM (squared hinge)", mp.C);
+            if (!isnan(in->sel_accuracy)) printf(", selection accuracy %.4f", in->sel_accuracy);
+            if (in->nb) printf(", NB scaling");
             if (!isnan(in->dev_accuracy)) printf(" (dev accuracy %.4f)", in->dev_accuracy);
             printf("\n  features 2^%d hashed buckets, word 1-%d + char_wb %d-%d grams, %s\n", mp.hash_bits, mp.word_ngram_max,
                    mp.char_ngram_min, mp.char_ngram_max, mp.use_idf ? "TF-IDF" : "log-count");
@@ -127,8 +138,9 @@ const cli_cmd cmd_classic_train = {
     .name = "classic train",
     .summary = "train the classic arm (n-gram TF-IDF + linear model) on a task's train split",
     .usage = "--task TASK -o MODEL [options]",
-    .details = "The smallest model that might already do the job. C is chosen on the dev split\n"
-               "(or a seeded holdout of train) unless given. Details: docs/classic.md.",
+    .details = "The smallest model that might already do the job. Unless --C is given, C (and NB\n"
+               "scaling for two-label tasks) is chosen by 5-fold cross-validation on train, pooled\n"
+               "with the dev split. Details: docs/classic.md.",
     .opts = TRAIN_OPTS,
     .min_pos = 0,
     .max_pos = 0,
