@@ -76,6 +76,8 @@ extern const cli_cmd cmd_validate;
 extern const cli_cmd cmd_model_info;
 extern const cli_cmd cmd_model_init;
 extern const cli_cmd cmd_tokenize;
+extern const cli_cmd cmd_run;
+extern const cli_cmd cmd_bench;
 
 #include "task/task.h"
 

@@ -1,0 +1,183 @@
+/* generate.c — the loops built on the forward pass (llama.h): tw_generate (prefill, then
+ * sample / decode / stream with stop strings, EOS and a token budget) and
+ * tw_llama_score_choices (log-probabilities of several continuations of one prompt,
+ * sharing the prompt's KV cells through a fork).
+ * Deliberately not here: the forward pass (llama.c), the sampler chain (sample.c),
+ * chat templates (the caller renders and tokenizes the prompt). */
+#include "model/llama.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *tw_stop_reason_name(tw_stop_reason r)
+{
+    switch (r) {
+    case TW_STOP_MAX_TOKENS: return "max_tokens";
+    case TW_STOP_EOS: return "eos";
+    case TW_STOP_STRING: return "stop";
+    case TW_STOP_CONTEXT: return "context";
+    case TW_STOP_ABORTED: return "aborted";
+    default: return "none";
+    }
+}
+
+tw_gen_params tw_gen_default_params(void)
+{
+    return (tw_gen_params){.max_tokens = 64, .sample = tw_sample_default_params()};
+}
+
+void tw_gen_result_free(tw_gen_result *r)
+{
+    if (!r) return;
+    tw_buf_free(&r->text);
+    tw_tok_ids_free(&r->ids);
+    memset(r, 0, sizeof *r);
+}
+
+static tw_status ids_push(tw_tok_ids *v, int32_t id, tw_error *err)
+{
+    void *p = v->v;
+    tw_status st = tw_grow(&p, &v->cap, v->n + 1, sizeof *v->v, err);
+    v->v = p;
+    if (st) return st;
+    v->v[v->n++] = id;
+    return TW_OK;
+}
+
+/* Does token id end a generation? The model's EOS (config or tokenizer). */
+static bool is_eog(const tw_llama *m, const tw_tokenizer *tok, int32_t id)
+{
+    return id == tw_llama_config(m)->eos_id || (tok && id == tw_tokenizer_eos(tok));
+}
+
+tw_status tw_generate(tw_llama *m, tw_kv *kv, int32_t seq, const tw_tokenizer *tok, const int32_t *prompt,
+                      int32_t n_prompt, const tw_gen_params *p, tw_gen_result *res, tw_error *err)
+{
+    memset(res, 0, sizeof *res);
+    tw_gen_params d = p ? *p : tw_gen_default_params();
+    if (n_prompt < 1) return tw_error_set(err, TW_ERR_INVALID, "generate: the prompt has no tokens");
+    if (d.max_tokens < 0) return tw_error_set(err, TW_ERR_INVALID, "generate: max tokens %d is negative", d.max_tokens);
+    const int32_t V = tw_llama_n_vocab(m);
+    tw_sampler *smp = NULL;
+    tw_status st = tw_sampler_new(&smp, &d.sample, V, err);
+    if (st) return st;
+    float *logits = malloc((size_t)V * sizeof *logits);
+    tw_tok_ids hist = {0};
+    if (!logits) {
+        st = tw_error_set(err, TW_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    void *hp = NULL;
+    if ((st = tw_grow(&hp, &hist.cap, (size_t)n_prompt + (size_t)d.max_tokens + 1, sizeof *hist.v, err))) goto done;
+    hist.v = hp;
+    memcpy(hist.v, prompt, (size_t)n_prompt * sizeof *hist.v);
+    hist.n = (size_t)n_prompt;
+
+    double t0 = tw_now();
+    if ((st = tw_llama_forward(m, kv, seq, prompt, NULL, n_prompt, TW_LOGITS_LAST, logits, err))) goto done;
+    double t1 = tw_now();
+    res->t_prefill = t1 - t0;
+    res->n_prompt = n_prompt;
+    res->stop = TW_STOP_MAX_TOKENS;
+
+    tw_detok dt;
+    if (tok) {
+        tw_detok_init(&dt, tok, 0);
+        /* the text continues the prompt: keep a SentencePiece token's leading space (as
+         * llama.cpp's token_to_piece does), so prompt + text is the whole sequence */
+        dt.at_start = false;
+    }
+    size_t emitted = 0;
+    bool stopped = false;
+    for (int32_t step = 0; step < d.max_tokens && !stopped; step++) {
+        int32_t id = tw_sampler_sample(smp, logits, hist.v, hist.n);
+        hist.v[hist.n++] = id;
+        if ((st = ids_push(&res->ids, id, err))) goto done;
+        res->n_gen++;
+        if (!d.ignore_eos && is_eog(m, tok, id)) {
+            res->stop = TW_STOP_EOS;
+            break;
+        }
+        size_t safe = 0;
+        if (tok) {
+            size_t before = res->text.len;
+            if ((st = tw_detok_push(&dt, id, &res->text, err))) goto done;
+            size_t at;
+            if (d.n_stops && tw_stop_find(res->text.data, res->text.len, d.stops, d.n_stops, before, &at) >= 0) {
+                res->text.len = at;
+                res->text.data[at] = '\0';
+                res->stop = TW_STOP_STRING;
+                stopped = true;
+                safe = at;
+            } else {
+                safe = res->text.len - tw_stop_holdback(res->text.data, res->text.len, d.stops, d.n_stops);
+            }
+            if (d.on_text && safe > emitted) {
+                bool go = d.on_text(d.user, res->text.data + emitted, safe - emitted);
+                emitted = safe;
+                if (!go && !stopped) {
+                    res->stop = TW_STOP_ABORTED;
+                    stopped = true;
+                }
+            }
+        }
+        if (stopped || step + 1 == d.max_tokens) break;
+        if (tw_kv_cells_free(kv) < 1) {
+            res->stop = TW_STOP_CONTEXT;
+            break;
+        }
+        if ((st = tw_llama_forward(m, kv, seq, &id, NULL, 1, TW_LOGITS_LAST, logits, err))) goto done;
+    }
+    /* the end: a character still incomplete becomes U+FFFD; held-back text is final now */
+    if (tok && res->stop != TW_STOP_STRING && res->stop != TW_STOP_ABORTED) {
+        if ((st = tw_detok_flush(&dt, &res->text, err))) goto done;
+        if (d.on_text && res->text.len > emitted) d.on_text(d.user, res->text.data + emitted, res->text.len - emitted);
+    }
+    res->t_decode = tw_now() - t1;
+done:
+    tw_tok_ids_free(&hist);
+    free(logits);
+    tw_sampler_free(smp);
+    return st;
+}
+
+tw_status tw_llama_score_choices(tw_llama *m, tw_kv *kv, int32_t seq, int32_t tmp_seq, const int32_t *prompt,
+                                 int32_t n_prompt, const int32_t *const *choices, const int32_t *choice_lens,
+                                 int32_t n_choices, double *logprobs, double *const *per_token, tw_error *err)
+{
+    if (n_prompt < 1) return tw_error_set(err, TW_ERR_INVALID, "score: the prompt has no tokens");
+    if (seq == tmp_seq) return tw_error_set(err, TW_ERR_INVALID, "score: the scratch sequence must differ from the prompt's");
+    const int32_t V = tw_llama_n_vocab(m);
+    int32_t max_len = 0;
+    for (int32_t c = 0; c < n_choices; c++) {
+        if (choice_lens[c] < 0) return tw_error_set(err, TW_ERR_INVALID, "score: choice %d has a negative length", c);
+        for (int32_t j = 0; j < choice_lens[c]; j++)
+            if (choices[c][j] < 0 || choices[c][j] >= V)
+                return tw_error_set(err, TW_ERR_INVALID, "score: choice %d token %d: id %d outside the vocabulary of %d", c, j,
+                                    choices[c][j], V);
+        if (choice_lens[c] > max_len) max_len = choice_lens[c];
+    }
+    /* row 0: after the prompt; row j: after choice token j-1 */
+    float *logits = malloc((size_t)(max_len > 0 ? max_len : 1) * (size_t)V * sizeof *logits);
+    if (!logits) return tw_error_set(err, TW_ERR_NOMEM, "out of memory for %d rows of logits", max_len);
+    tw_status st = tw_llama_forward(m, kv, seq, prompt, NULL, n_prompt, TW_LOGITS_LAST, logits, err);
+    for (int32_t c = 0; c < n_choices && st == TW_OK; c++) {
+        int32_t L = choice_lens[c];
+        if (L > 1) {
+            if ((st = tw_kv_seq_fork(kv, tmp_seq, seq, err))) break;
+            st = tw_llama_forward(m, kv, tmp_seq, choices[c], NULL, L - 1, TW_LOGITS_ALL, logits + V, err);
+            tw_kv_seq_clear(kv, tmp_seq);
+            if (st) break;
+        }
+        double sum = 0.0;
+        for (int32_t j = 0; j < L; j++) {
+            double lp = tw_log_softmax_at(logits + (size_t)j * (size_t)V, V, choices[c][j]);
+            if (per_token && per_token[c]) per_token[c][j] = lp;
+            sum += lp;
+        }
+        logprobs[c] = sum;
+    }
+    free(logits);
+    return st;
+}

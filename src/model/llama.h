@@ -1,0 +1,154 @@
+/* llama.h — the llama-family forward pass (llama / qwen2 / qwen3) and what is built on it:
+ * greedy / sampled generation with stop strings, and log-probabilities of continuations.
+ *
+ *  - tw_llama: weights referenced in place from a tw_model_files (GGUF or Hugging Face
+ *    folder; 2-D weights are never copied: the matmul kernels read any GGUF type straight
+ *    from the mapping; 1-D norms / biases / RoPE factors are converted to f32 once), plus
+ *    one activation arena sized up front from the config and the largest batch;
+ *  - tw_llama_forward: a batch of tokens of one sequence at explicit positions through
+ *    every layer, keys and values going into a tw_kv (kv.h), logits of the last token or
+ *    of all of them;
+ *  - tw_generate: prompt prefill + decode loop with a tw_sampler (sample.h), streaming
+ *    text through a callback, stop strings that may span tokens, EOS, max tokens;
+ *  - tw_llama_score_choices: log p(choice | prompt) for several choices sharing one
+ *    prefilled prompt (KV cells shared by fork).
+ *
+ * Architectures (docs/inference.md): pre-norm decoder, RMSNorm, GQA attention with RoPE,
+ * SwiGLU FFN. llama: RoPE as tw_model_config.rope_type says (NORMAL on llama.cpp-permuted
+ * GGUF Q/K rows, NEOX on Hugging Face rows — the same result, no permutation at load),
+ * llama3 frequency factors from rope_freqs.weight, linear position scaling; qwen2: Q/K/V
+ * biases, NEOX; qwen3: per-head RMSNorm of Q and K before RoPE, NEOX, head_dim from the
+ * config. Tied or untied output.
+ *
+ * Deliberately not here: the matmul kernels (kernels.h), tokenization (tokenizer.h), chat
+ * templates (chat.h), batches mixing sequences, YaRN scaling (rejected at load), LoRA. */
+#ifndef TW_MODEL_LLAMA_H
+#define TW_MODEL_LLAMA_H
+
+#include "tunewise.h"
+#include "base/base.h"
+#include "model/config.h"
+#include "model/kv.h"
+#include "model/sample.h"
+#include "model/tokenizer.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* A model is used by one thread at a time (its activation arena is reused by every call);
+ * the matmuls and attention inside a call are spread over n_threads OpenMP threads. */
+typedef struct tw_llama tw_llama;
+
+/* The weight matmuls (kernels.h). */
+typedef enum tw_matmul_mode {
+    TW_MATMUL_FAST = 0,    /* tw_matmul: 8-bit activations for quantized weights at small
+                              batches (as llama.cpp), dequantized sgemm for large ones */
+    TW_MATMUL_FLOAT = 1,   /* tw_matmul_float: exact dequantization, f32 activations: the
+                              computation of the same model stored in F32 */
+    TW_MATMUL_REF = 2      /* tw_matmul_ref: dequantize + double accumulation (slow) */
+} tw_matmul_mode;
+
+typedef struct tw_llama_params {
+    int32_t max_batch;   /* tokens per internal step; the arena is sized for it. Longer
+                            forward calls are split. Default 512. */
+    int n_threads;       /* matmul / attention threads; <= 0: all OpenMP threads. Default 0 */
+    tw_matmul_mode matmul;   /* how the weight matmuls run; default TW_MATMUL_FAST */
+} tw_llama_params;
+
+tw_llama_params tw_llama_default_params(void);
+
+/* Build a model over mf (borrowed: must outlive the model). Checks the tensors
+ * (tw_model_files_check) and every 2-D weight's type against the kernels.
+ * Errors: TW_ERR_INVALID (missing / misshapen tensors), TW_ERR_UNSUPPORTED (YaRN RoPE,
+ * weight types the kernels lack), TW_ERR_NOMEM. */
+tw_status tw_llama_new(tw_llama **out, const tw_model_files *mf, const tw_llama_params *p, tw_error *err);
+/* Open PATH (GGUF file or HF folder) and build a model that owns the files. */
+tw_status tw_llama_open(tw_llama **out, const char *path, const tw_llama_params *p, tw_error *err);
+void tw_llama_free(tw_llama *m);
+
+const tw_model_config *tw_llama_config(const tw_llama *m);
+const tw_model_files *tw_llama_files(const tw_llama *m);
+int32_t tw_llama_n_vocab(const tw_llama *m);
+/* Bytes of the activation arena. */
+uint64_t tw_llama_arena_bytes(const tw_llama *m);
+void tw_llama_set_threads(tw_llama *m, int n_threads);
+
+/* Which logits tw_llama_forward writes. */
+typedef enum tw_logits_mode {
+    TW_LOGITS_NONE = 0,   /* none (prefill of a prefix) */
+    TW_LOGITS_LAST = 1,   /* the last token's: n_vocab floats */
+    TW_LOGITS_ALL = 2     /* every token's: n * n_vocab floats, row i for tokens[i] */
+} tw_logits_mode;
+
+/* Run tokens[0..n) of sequence seq through the model. pos: their positions (NULL: the
+ * sequence's next positions, tw_kv_seq_pos_max + 1, + 2, ...). Their keys and values are
+ * appended to the sequence's cells; token i attends to every cell of the sequence whose
+ * position is <= pos[i] (so positions may be given in any order). logits: see mode.
+ * Errors: TW_ERR_INVALID (token id outside the vocabulary, cache of another model, bad
+ * sequence, negative position), TW_ERR_RUNTIME (cache full). On error the cache is as
+ * before the call unless a chunk of max_batch tokens had already been stored. */
+tw_status tw_llama_forward(tw_llama *m, tw_kv *kv, int32_t seq, const int32_t *tokens, const int32_t *pos, int32_t n,
+                           tw_logits_mode mode, float *logits, tw_error *err);
+
+/* ---- scoring ------------------------------------------------------------------------ */
+
+/* logprobs[c] = sum over the tokens t_j of choice c of log p(t_j | prompt, t_<j), the
+ * natural-log softmax of the model's logits (double precision). The prompt is appended
+ * to sequence seq (which may already hold a prefix: positions continue) and stays there;
+ * each choice is evaluated in sequence tmp_seq, forked from seq and cleared afterwards.
+ * n_prompt must be >= 1 (the first choice token is predicted from the prompt's last
+ * logits). A choice of length 0 scores 0.
+ * per_token (may be NULL): choice c's j-th log-prob goes to per_token[c][j]. */
+tw_status tw_llama_score_choices(tw_llama *m, tw_kv *kv, int32_t seq, int32_t tmp_seq, const int32_t *prompt,
+                                 int32_t n_prompt, const int32_t *const *choices, const int32_t *choice_lens,
+                                 int32_t n_choices, double *logprobs, double *const *per_token, tw_error *err);
+
+/* ---- generation --------------------------------------------------------------------- */
+
+typedef enum tw_stop_reason {
+    TW_STOP_NONE = 0,
+    TW_STOP_MAX_TOKENS = 1,   /* generated max_tokens tokens */
+    TW_STOP_EOS = 2,          /* the model's EOS token (or another end-of-generation token) */
+    TW_STOP_STRING = 3,       /* a stop string appeared in the text */
+    TW_STOP_CONTEXT = 4,      /* the KV cache is full */
+    TW_STOP_ABORTED = 5       /* the on_text callback returned false */
+} tw_stop_reason;
+
+const char *tw_stop_reason_name(tw_stop_reason r);   /* "max_tokens", "eos", "stop", ... */
+
+typedef struct tw_gen_params {
+    int32_t max_tokens;                /* default 64; 0: prefill only */
+    const char *const *stops;          /* stop strings (borrowed), may span tokens */
+    size_t n_stops;
+    bool ignore_eos;                   /* keep going past EOS (benchmarks) */
+    tw_sample_params sample;
+    /* Streaming: called with each piece of text as it becomes final: text that could
+     * still turn out to begin a stop string is held back, so the pieces concatenate to
+     * exactly tw_gen_result.text. Return false to stop (TW_STOP_ABORTED). May be NULL. */
+    bool (*on_text)(void *user, const char *text, size_t len);
+    void *user;
+} tw_gen_params;
+
+tw_gen_params tw_gen_default_params(void);
+
+typedef struct tw_gen_result {
+    tw_buf text;            /* generated text, cut before any stop string (owned) */
+    tw_tok_ids ids;         /* generated token ids, the EOS / stop-completing one included */
+    int32_t n_prompt;       /* tokens prefilled by this call */
+    int32_t n_gen;          /* tokens generated (= ids.n) */
+    double t_prefill;       /* seconds in the prompt forward */
+    double t_decode;        /* seconds from the first to the last generated token */
+    tw_stop_reason stop;
+} tw_gen_result;
+
+void tw_gen_result_free(tw_gen_result *r);
+
+/* Prefill prompt[0..n_prompt) into sequence seq after what it holds, then sample up to
+ * max_tokens tokens, each fed back. Text is decoded with tok as a continuation of the
+ * prompt (a SentencePiece token's leading space is kept) with special tokens included,
+ * so chat stop strings such as "<|im_end|>" match. res is overwritten (free with
+ * tw_gen_result_free even on error). */
+tw_status tw_generate(tw_llama *m, tw_kv *kv, int32_t seq, const tw_tokenizer *tok, const int32_t *prompt,
+                      int32_t n_prompt, const tw_gen_params *p, tw_gen_result *res, tw_error *err);
+
+#endif /* TW_MODEL_LLAMA_H */
