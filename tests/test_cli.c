@@ -289,3 +289,22 @@ Test(cli, tokenize_chat_template)
     cr_assert(strncmp(out, "1 ", 2) == 0, "llama2 template starts with <s>: %s", out);
     free(out); free(err);
 }
+
+/* `run --stop` is repeatable: generation ends before the first stop string that appears,
+ * whichever option gave it (stories260K, greedy, real weights). */
+Test(cli, run_repeated_stop)
+{
+    char args[1024], *full, *cut, *err;
+    const char *m = "models/stories260K/stories260K.gguf";
+    snprintf(args, sizeof args, "run -m %s/%s -p 'Once upon a time' -n 30", tw_test_shared(), m);
+    cr_assert_eq(run(args, &full, &err), 0, "%s", err);
+    free(err);
+    char *girl = strstr(full, "girl");
+    cr_assert_not_null(girl, "greedy stories260K text changed: %s", full);
+    snprintf(args, sizeof args, "run -m %s/%s -p 'Once upon a time' -n 30 --stop zzz --stop girl --stop '[\"qqq\"]'",
+             tw_test_shared(), m);
+    cr_assert_eq(run(args, &cut, &err), 0, "%s", err);
+    cr_assert_eq(strlen(cut), (size_t)(girl - full), "got '%s' from '%s'", cut, full);
+    cr_assert_eq(strncmp(cut, full, strlen(cut)), 0);
+    free(full); free(cut); free(err);
+}

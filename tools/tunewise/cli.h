@@ -13,7 +13,7 @@
 /* Exit codes (DESIGN.md convention 6). */
 enum { EXIT_OK = 0, EXIT_GATE = 1, EXIT_USAGE = 2, EXIT_RUNTIME = 3 };
 
-typedef enum cli_kind { CLI_FLAG, CLI_STR, CLI_INT, CLI_NUM } cli_kind;
+typedef enum cli_kind { CLI_FLAG, CLI_STR, CLI_INT, CLI_NUM, CLI_LIST /* repeatable string */ } cli_kind;
 
 typedef struct cli_opt {
     const char *name;      /* long name without "--" */
@@ -26,6 +26,7 @@ typedef struct cli_opt {
 
 #define CLI_MAX_OPTS 40
 #define CLI_MAX_POS 16
+#define CLI_MAX_LIST 32
 
 struct cli_args;
 typedef struct cli_cmd {
@@ -43,6 +44,9 @@ typedef struct cli_args {
     const char *val[CLI_MAX_OPTS];   /* parsed value (or "1" for set flags), NULL when unset */
     const char *pos[CLI_MAX_POS];
     int npos;
+    const char *list_val[CLI_MAX_LIST];  /* values of repeatable (CLI_LIST) options, in order */
+    int list_opt[CLI_MAX_LIST];          /* the option index of each */
+    int nlist;
     bool quiet;                      /* global -q */
     int verbose;                     /* global -v */
 } cli_args;
@@ -53,6 +57,8 @@ bool cli_flag(const cli_args *a, const char *name);
 long cli_int(const cli_args *a, const char *name);
 double cli_num(const cli_args *a, const char *name);
 bool cli_given(const cli_args *a, const char *name);
+/* All values of a repeatable option, in command-line order; returns how many (<= cap). */
+size_t cli_list(const cli_args *a, const char *name, const char **out, size_t cap);
 
 /* Print "tunewise <cmd>: <msg>" plus the command's usage to stderr; returns EXIT_USAGE. */
 int cli_usage_error(const cli_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -24,7 +24,7 @@ static const cli_opt OPTS[] = {
     {"repeat-penalty", 0, CLI_NUM, "X", "penalty for tokens of the last --repeat-last-n (1: off)", "1"},
     {"repeat-last-n", 0, CLI_INT, "N", "window of the repeat penalty (-1: all)", "64"},
     {"seed", 0, CLI_INT, "N", "random seed of the sampler", "0"},
-    {"stop", 0, CLI_STR, "STR", "stop when STR appears (may span tokens); a JSON array such as '[\"\\n\\n\", \"User:\"]' "
+    {"stop", 0, CLI_LIST, "STR", "stop when STR appears (may span tokens); a JSON array such as '[\"\\n\\n\", \"User:\"]' "
      "gives several", NULL},
     {"ignore-eos", 0, CLI_FLAG, NULL, "keep generating past the end-of-sequence token", NULL},
     {"no-bos", 0, CLI_FLAG, NULL, "raw prompts: add no BOS token even if the tokenizer would", NULL},
@@ -113,28 +113,37 @@ static tw_status render_chat(const tw_model_files *mf, const tw_tokenizer *tok, 
     return TW_OK;
 }
 
-/* --stop: one string, or a JSON array of strings. Adds to stops (strings borrowed from j
- * or from the option value). */
+/* --stop (repeatable): each value is one string, or a JSON array of strings. Adds to
+ * stops; strings are borrowed from the option values or from *j (which owns the parsed
+ * arrays' strings; the caller decrefs it). */
 static int parse_stops(const cli_args *a, json_t **j, const char **stops, size_t *n, size_t cap)
 {
-    const char *s = cli_str(a, "stop");
-    if (!s) return -1;
-    if (s[0] == '[') {
-        json_error_t je;
-        *j = json_loads(s, 0, &je);
-        if (json_is_array(*j)) {
-            size_t i;
-            json_t *v;
-            json_array_foreach(*j, i, v) {
-                if (!json_is_string(v)) return cli_usage_error(a->cmd, "--stop: the JSON array must hold strings");
-                if (*n < cap) stops[(*n)++] = json_string_value(v);
+    const char *vals[CLI_MAX_LIST];
+    size_t nv = cli_list(a, "stop", vals, CLI_MAX_LIST);
+    for (size_t k = 0; k < nv; k++) {
+        const char *s = vals[k];
+        if (s[0] == '[') {
+            json_error_t je;
+            json_t *arr = json_loads(s, 0, &je);
+            if (json_is_array(arr)) {
+                if (!*j) *j = json_array();
+                size_t i;
+                json_t *v;
+                json_array_foreach(arr, i, v) {
+                    if (!json_is_string(v)) {
+                        json_decref(arr);
+                        return cli_usage_error(a->cmd, "--stop: the JSON array must hold strings");
+                    }
+                    json_array_append(*j, v);   /* keeps the string alive after arr is freed */
+                    if (*n < cap) stops[(*n)++] = json_string_value(v);
+                }
+                json_decref(arr);
+                continue;
             }
-            return -1;
+            json_decref(arr);   /* not a JSON array: a literal stop string */
         }
-        json_decref(*j);   /* not a JSON array: a literal stop string */
-        *j = NULL;
+        if (*n < cap) stops[(*n)++] = s;
     }
-    if (*n < cap) stops[(*n)++] = s;
     return -1;
 }
 

@@ -43,6 +43,15 @@ bool cli_given(const cli_args *a, const char *name)
 
 bool cli_flag(const cli_args *a, const char *name) { return cli_given(a, name); }
 
+size_t cli_list(const cli_args *a, const char *name, const char **out, size_t cap)
+{
+    int idx = opt_index(a->cmd, name);
+    size_t n = 0;
+    for (int i = 0; idx >= 0 && i < a->nlist && n < cap; i++)
+        if (a->list_opt[i] == idx) out[n++] = a->list_val[i];
+    return n;
+}
+
 long cli_int(const cli_args *a, const char *name)
 {
     const char *s = cli_str(a, name);
@@ -74,7 +83,7 @@ void cli_print_help(const cli_cmd *cmd, FILE *out)
             snprintf(left, sizeof left, "-%c, --%s%s%s", o->shortc, o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
         else
             snprintf(left, sizeof left, "    --%s%s%s", o->name, o->metavar ? " " : "", o->metavar ? o->metavar : "");
-        fprintf(out, "  %-28s %s", left, o->help);
+        fprintf(out, "  %-28s %s%s", left, o->help, o->kind == CLI_LIST ? " (repeatable)" : "");
         if (o->def) fprintf(out, " (default: %s)", o->def);
         fputc('\n', out);
     }
@@ -214,6 +223,11 @@ static int parse_args(cli_args *a, int argc, char **argv)
         }
         if (!check_value(cmd, o, v)) return EXIT_USAGE;
         a->val[idx] = v;
+        if (o->kind == CLI_LIST) {
+            if (a->nlist >= CLI_MAX_LIST) return cli_usage_error(cmd, "too many --%s values (at most %d)", o->name, CLI_MAX_LIST);
+            a->list_opt[a->nlist] = idx;
+            a->list_val[a->nlist++] = v;
+        }
     }
     if (a->npos < cmd->min_pos) return cli_usage_error(cmd, "missing argument (%s)", cmd->usage);
     if (a->npos > cmd->max_pos) return cli_usage_error(cmd, "unexpected argument '%s'", a->pos[cmd->max_pos]);
