@@ -274,6 +274,10 @@ tw_status tw_model_config_from_hf(tw_model_config *c, const char *path, tw_error
     if ((st = hf_int(root, path, "head_dim", c->n_embd / c->n_head, &c->head_dim, err))) goto done;
     c->n_rot = c->head_dim;
     if ((st = hf_num(root, path, "rope_theta", &c->rope_freq_base, err))) goto done;
+    /* transformers >= 5 writes "rope_parameters": {"rope_theta", "rope_type", "factor", ...}
+     * instead of rope_theta + rope_scaling; it takes the same keys as rope_scaling. */
+    json_t *rp = json_object_get(root, "rope_parameters");
+    if (json_is_object(rp) && (st = hf_num(rp, path, "rope_theta", &c->rope_freq_base, err))) goto done;
     if ((st = hf_num(root, path, "rms_norm_eps", &c->rms_eps, err))) goto done;
     json_t *tie = json_object_get(root, "tie_word_embeddings");
     c->tied_embeddings = json_is_boolean(tie) ? json_is_true(tie) : false;
@@ -284,6 +288,7 @@ tw_status tw_model_config_from_hf(tw_model_config *c, const char *path, tw_error
     c->bos_id = hf_token_id(root, "bos_token_id");
     c->eos_id = hf_token_id(root, "eos_token_id");
     json_t *rs = json_object_get(root, "rope_scaling");
+    if (!json_is_object(rs)) rs = rp;
     if (json_is_object(rs)) {
         const char *t = json_string_value(json_object_get(rs, "rope_type"));
         if (!t) t = json_string_value(json_object_get(rs, "type"));
