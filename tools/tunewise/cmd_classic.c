@@ -102,8 +102,9 @@ static int run_train(cli_args *a)
     tw_status st = (tx && lb && dtx && dlb) ? TW_OK : tw_error_set(&err, TW_ERR_NOMEM, "out of memory");
     if (!st) {
         if (!a->quiet)
-            fprintf(stderr, "tunewise: training classic arm on %zu train rows (%zu dev rows for C selection)\n",
-                    sp[TW_SPLIT_TRAIN].n, sp[TW_SPLIT_DEV].n);
+            fprintf(stderr, "tunewise: training classic arm on %zu train rows (%s; %zu dev rows)\n",
+                    sp[TW_SPLIT_TRAIN].n, p.C > 0 ? "C given" : p.folds > 0 ? "C chosen by cross-validation pooled with dev"
+                                                               : "C chosen on dev or a holdout", sp[TW_SPLIT_DEV].n);
         st = tw_classic_train(&m, tx, lb, sp[TW_SPLIT_TRAIN].n, dtx, dlb, sp[TW_SPLIT_DEV].n, &p, &err);
     }
     if (!st) st = tw_classic_save(m, out, &err);
