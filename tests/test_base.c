@@ -179,3 +179,35 @@ Test(base, mkdir_p)
     cr_assert_eq(tw_mkdir_p(p, &e), TW_OK);
     free(dir);
 }
+
+Test(base, str_index_put_get_and_duplicates)
+{
+    enum { N = 5000 };
+    static char keys[N][16];
+    tw_str_index ix = {0};
+    tw_error e;
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "id-%d", i);
+        bool found = true;
+        cr_assert_eq(tw_str_index_put(&ix, keys[i], (size_t)i * 3, &found, NULL, &e), TW_OK);
+        cr_assert_not(found);
+    }
+    cr_assert_eq(ix.n, N);
+    for (int i = 0; i < N; i++) {
+        size_t v;
+        char probe[16];
+        snprintf(probe, sizeof probe, "id-%d", i);   /* a different pointer, same text */
+        cr_assert(tw_str_index_get(&ix, probe, &v));
+        cr_assert_eq(v, (size_t)i * 3);
+    }
+    cr_assert_not(tw_str_index_get(&ix, "id-5000", NULL));
+    bool found = false;
+    size_t first = 0;
+    cr_assert_eq(tw_str_index_put(&ix, "id-42", 7, &found, &first, &e), TW_OK);
+    cr_assert(found);
+    cr_assert_eq(first, 126, "existing value kept");
+    cr_assert_eq(ix.n, N);
+    tw_str_index_free(&ix);
+    tw_str_index empty = {0};
+    cr_assert_not(tw_str_index_get(&empty, "x", NULL));
+}

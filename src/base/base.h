@@ -109,6 +109,22 @@ static inline uint64_t tw_hash_mix(uint64_t h)
 void tw_sha256(const void *data, size_t n, char hex[65]);
 tw_status tw_sha256_file(const char *path, char hex[65], tw_error *err);
 
+/* ---- string index ----------------------------------------------------- */
+/* Maps strings to size_t values (open addressing on tw_hash64). Keys are borrowed: they
+ * must stay valid and unchanged while the index is used. Zero-initialise before use. */
+typedef struct tw_str_index {
+    const char **keys;
+    size_t *vals;
+    size_t n, cap;   /* cap is 0 or a power of two */
+} tw_str_index;
+/* Insert key → val. When key is already present nothing changes and *found (if non-NULL)
+ * is set to true with *val_out (if non-NULL) its existing value; otherwise *found = false. */
+tw_status tw_str_index_put(tw_str_index *ix, const char *key, size_t val, bool *found, size_t *val_out,
+                           tw_error *err);
+/* true and *val when key is present. */
+bool tw_str_index_get(const tw_str_index *ix, const char *key, size_t *val);
+void tw_str_index_free(tw_str_index *ix);
+
 /* ---- seeded RNG (xoshiro256**, seeded via splitmix64) ------------------ */
 typedef struct tw_rng { uint64_t s[4]; } tw_rng;
 void tw_rng_seed(tw_rng *r, uint64_t seed);

@@ -610,43 +610,16 @@ void tw_dataset_free(tw_dataset *ds)
     memset(ds, 0, sizeof *ds);
 }
 
-/* Open-addressing set of row indices keyed by id, to warn about duplicate ids. */
-typedef struct id_set {
-    size_t *slot;   /* row index + 1; 0 = empty */
-    size_t cap, n;
-} id_set;
-
-static tw_status id_check(id_set *s, const tw_dataset *ds, size_t row, const char *path, tw_error *err)
+/* Warn when row's id repeats an earlier one (ids index: id → row). */
+static tw_status id_check(tw_str_index *ids, const tw_dataset *ds, size_t row, const char *path, tw_error *err)
 {
-    if ((s->n + 1) * 2 > s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 1024;
-        size_t *ns = tw_calloc(nc, sizeof *ns, err);
-        if (!ns) return TW_ERR_NOMEM;
-        for (size_t i = 0; i < s->cap; i++) {
-            if (!s->slot[i]) continue;
-            const char *id = ds->rows[s->slot[i] - 1].id;
-            size_t h = (size_t)tw_hash64(id, strlen(id), 0) & (nc - 1);
-            while (ns[h]) h = (h + 1) & (nc - 1);
-            ns[h] = s->slot[i];
-        }
-        free(s->slot);
-        s->slot = ns;
-        s->cap = nc;
-    }
-    const char *id = ds->rows[row].id;
-    size_t h = (size_t)tw_hash64(id, strlen(id), 0) & (s->cap - 1);
-    while (s->slot[h]) {
-        const tw_example *first = &ds->rows[s->slot[h] - 1];
-        if (strcmp(first->id, id) == 0) {
-            tw_log(TW_LOG_WARN, "%s:%zu: duplicate id '%s' (first seen at line %zu)", path, ds->rows[row].line, id,
-                   first->line);
-            return TW_OK;
-        }
-        h = (h + 1) & (s->cap - 1);
-    }
-    s->slot[h] = row + 1;
-    s->n++;
-    return TW_OK;
+    bool found;
+    size_t first;
+    tw_status st = tw_str_index_put(ids, ds->rows[row].id, row, &found, &first, err);
+    if (!st && found)
+        tw_log(TW_LOG_WARN, "%s:%zu: duplicate id '%s' (first seen at line %zu)", path, ds->rows[row].line,
+               ds->rows[row].id, ds->rows[first].line);
+    return st;
 }
 
 tw_status tw_dataset_load(tw_dataset *ds, const char *path, const tw_reader_params *p, tw_error *err)
@@ -655,7 +628,7 @@ tw_status tw_dataset_load(tw_dataset *ds, const char *path, const tw_reader_para
     tw_reader *r;
     tw_status st = tw_reader_open(&r, path, p, err);
     if (st) return st;
-    id_set ids = {0};
+    tw_str_index ids = {0};
     if (!(ds->path = tw_strdup(path, err))) { st = TW_ERR_NOMEM; goto done; }
     const tw_example *ex;
     while ((st = tw_reader_next(r, &ex, err)) == TW_OK) {
@@ -666,7 +639,7 @@ tw_status tw_dataset_load(tw_dataset *ds, const char *path, const tw_reader_para
         st = ds->n ? TW_OK : tw_error_set(err, TW_ERR_INVALID, "%s: no examples", path);
     }
 done:
-    free(ids.slot);
+    tw_str_index_free(&ids);
     tw_reader_free(r);
     if (st) tw_dataset_free(ds);
     return st;

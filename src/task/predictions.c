@@ -60,9 +60,7 @@ tw_status tw_pred_load(tw_pred_set *out, const char *path, tw_error *err)
     if (st) return st;
     const char *line;
     size_t len;
-    /* duplicate-id detection: open-addressing set of id hashes → row index */
-    size_t hcap = 0;
-    size_t *slots = NULL;
+    tw_str_index ids = {0};   /* id → row, for duplicate detection */
     while ((st = tw_line_reader_next(&r, &line, &len, err)) == TW_OK) {
         size_t ln = r.line_no;
         if (len == 0 || strspn(line, " \t") == len) continue;
@@ -113,28 +111,15 @@ tw_status tw_pred_load(tw_pred_set *out, const char *path, tw_error *err)
                               "{\"id\", \"prediction\", ...} object per line)", path, ln, miss);
             break;
         }
-        if ((out->n + 1) * 2 > hcap) {
-            size_t nc = hcap ? hcap * 2 : 1024;
-            size_t *ns = calloc(nc, sizeof *ns);
-            if (!ns) { tw_pred_free(&p); st = tw_error_set(err, TW_ERR_NOMEM, "out of memory"); break; }
-            for (size_t i = 0; i < out->n; i++) {
-                size_t h = tw_hash64(out->rows[i].id, strlen(out->rows[i].id), 0) & (nc - 1);
-                while (ns[h]) h = (h + 1) & (nc - 1);
-                ns[h] = i + 1;
-            }
-            free(slots);
-            slots = ns;
-            hcap = nc;
-        }
-        size_t h = tw_hash64(p.id, strlen(p.id), 0) & (hcap - 1);
-        bool dup = false;
-        while (slots[h]) {
-            if (strcmp(out->rows[slots[h] - 1].id, p.id) == 0) { dup = true; break; }
-            h = (h + 1) & (hcap - 1);
+        bool dup;
+        size_t first;
+        if ((st = tw_str_index_put(&ids, p.id, out->n, &dup, &first, err))) {
+            tw_pred_free(&p);
+            break;
         }
         if (dup) {
             st = tw_error_set(err, TW_ERR_INVALID, "%s:%zu: duplicate id '%s' (first seen on line %zu)", path, ln, p.id,
-                              out->rows[slots[h] - 1].line);
+                              out->rows[first].line);
             tw_pred_free(&p);
             break;
         }
@@ -142,10 +127,9 @@ tw_status tw_pred_load(tw_pred_set *out, const char *path, tw_error *err)
             tw_pred_free(&p);
             break;
         }
-        slots[h] = out->n + 1;
         out->rows[out->n++] = p;
     }
-    free(slots);
+    tw_str_index_free(&ids);
     tw_line_reader_close(&r);
     if (st == TW_DONE) st = TW_OK;
     if (st == TW_OK && out->n == 0) st = tw_error_set(err, TW_ERR_INVALID, "%s: no predictions in file", path);

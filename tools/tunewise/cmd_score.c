@@ -36,28 +36,25 @@ static tw_status join_split(joined *j, const tw_dataset *ds, const tw_pred_set *
                             const char *split_name, tw_error *err)
 {
     memset(j, 0, sizeof *j);
-    /* id → prediction index: open addressing over hashes */
-    size_t cap = 16;
-    while (cap < ps->n * 2) cap *= 2;
-    size_t *slot = tw_calloc(cap, sizeof *slot, err);
+    tw_str_index by_id = {0};   /* prediction id → row (ids are unique: tw_pred_load checks) */
     bool *used = tw_calloc(ps->n ? ps->n : 1, sizeof *used, err);
     j->items = tw_calloc(ds->n ? ds->n : 1, sizeof *j->items, err);
-    if (!slot || !used || !j->items) {
-        free(slot); free(used); free(j->items);
-        return TW_ERR_NOMEM;
-    }
-    for (size_t i = 0; i < ps->n; i++) {
-        size_t h = tw_hash64(ps->rows[i].id, strlen(ps->rows[i].id), 0) & (cap - 1);
-        while (slot[h]) h = (h + 1) & (cap - 1);
-        slot[h] = i + 1;
+    tw_status st = used && j->items ? TW_OK : TW_ERR_NOMEM;
+    for (size_t i = 0; !st && i < ps->n; i++) st = tw_str_index_put(&by_id, ps->rows[i].id, i, NULL, NULL, err);
+    if (st) {
+        tw_str_index_free(&by_id);
+        free(used);
+        free(j->items);
+        memset(j, 0, sizeof *j);
+        return st;
     }
     for (size_t r = 0; r < ds->n; r++) {
         const tw_example *ex = &ds->rows[r];
         const tw_pred *p = NULL;
-        size_t h = tw_hash64(ex->id, strlen(ex->id), 0) & (cap - 1);
-        while (slot[h]) {
-            if (strcmp(ps->rows[slot[h] - 1].id, ex->id) == 0) { p = &ps->rows[slot[h] - 1]; used[slot[h] - 1] = true; break; }
-            h = (h + 1) & (cap - 1);
+        size_t k;
+        if (tw_str_index_get(&by_id, ex->id, &k)) {
+            p = &ps->rows[k];
+            used[k] = true;
         }
         tw_score_item *it = &j->items[j->n++];
         it->id = ex->id;
@@ -76,7 +73,6 @@ static tw_status join_split(joined *j, const tw_dataset *ds, const tw_pred_set *
             j->missing++;
         }
     }
-    tw_status st = TW_OK;
     for (size_t i = 0; i < ps->n; i++)
         if (!used[i]) {
             st = tw_error_set(err, TW_ERR_INVALID, "%s:%zu: id '%s' is not in the %s split of the task", pred_path,
@@ -86,7 +82,7 @@ static tw_status join_split(joined *j, const tw_dataset *ds, const tw_pred_set *
     if (!st && j->missing)
         tw_log(TW_LOG_WARN, "%s: %zu of %zu %s rows have no prediction (scored as empty answers)", pred_path, j->missing,
                ds->n, split_name);
-    free(slot);
+    tw_str_index_free(&by_id);
     free(used);
     if (st) { free(j->items); memset(j, 0, sizeof *j); }
     return st;
