@@ -13,6 +13,7 @@
  *
  * Deliberately not here: any SIMD (kernels_avx2.c), weight quantization (quant.c),
  * attention and model logic (llama.c). */
+#include "model/gemm.h"
 #include "model/kernels.h"
 #include "model/quant.h"
 
@@ -804,8 +805,7 @@ static void chunk_sgemm(void *arg, int64_t t, int slot)
         for (int64_t r = 0; r < rows; r++) j->ops->dequant(j->type, buf + r * C, j->W + (size_t)(r0 + r) * j->rb, C);
         wt = buf;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)j->B, (blasint)rows, (blasint)C, 1.0f, j->x,
-                (blasint)C, wt, (blasint)C, 0.0f, j->out + r0, (blasint)j->R);
+    tw_sgemm_nt(j->out + r0, j->R, j->x, C, wt, C, j->B, rows, C, false);
 }
 
 /* out (B, R) = x (B, C) · W^T with W dequantized tile by tile and OpenBLAS sgemm run
