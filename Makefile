@@ -14,7 +14,7 @@ CC       ?= gcc
 OPT      ?= -O2
 SANITIZE ?=
 
-PKGS      := jansson yaml-0.1 libpcre2-8 sqlite3 openblas
+PKGS      := jansson yaml-0.1 libpcre2-8 sqlite3 openblas libcurl libmicrohttpd
 TEST_PKGS := criterion
 
 # Debian package that provides each pkg-config module (for the error message).
@@ -23,6 +23,8 @@ deb_yaml-0.1     := libyaml-dev
 deb_libpcre2-8   := libpcre2-dev
 deb_sqlite3      := libsqlite3-dev
 deb_openblas     := libopenblas-dev
+deb_libcurl      := libcurl4-openssl-dev
+deb_libmicrohttpd := libmicrohttpd-dev
 deb_criterion    := libcriterion-dev
 
 define require_pkg
