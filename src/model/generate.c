@@ -1,10 +1,12 @@
 /* generate.c — the loops built on the forward pass (llama.h): tw_generate (prefill, then
  * sample / decode / stream with stop strings, EOS and a token budget) and
  * tw_llama_score_choices (log-probabilities of several continuations of one prompt,
- * sharing the prompt's KV cells through a fork).
+ * sharing the prompt's KV cells through a fork). With a constraint (grammar.h) the
+ * disallowed logits are set to -INFINITY before the sampler sees them.
  * Deliberately not here: the forward pass (llama.c), the sampler chain (sample.c),
  * chat templates (the caller renders and tokenizes the prompt). */
 #include "model/llama.h"
+#include "model/grammar.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -90,11 +92,27 @@ tw_status tw_generate(tw_llama *m, tw_kv *kv, int32_t seq, const tw_tokenizer *t
     }
     size_t emitted = 0;
     bool stopped = false;
+    tw_constraint *con = d.constraint;
+    if (con) tw_constraint_reset(con);
     for (int32_t step = 0; step < d.max_tokens && !stopped; step++) {
+        if (con && tw_constraint_apply(con, logits, V) == 0) {
+            st = tw_error_set(err, TW_ERR_RUNTIME, "generate: the constraint allows no token after %d tokens", step);
+            goto done;
+        }
         int32_t id = tw_sampler_sample(smp, logits, hist.v, hist.n);
+        /* the sampler's last-candidate fallback (rounding) could pick a masked token */
+        if (con && logits[id] == -INFINITY) id = tw_argmax(logits, V);
         hist.v[hist.n++] = id;
         if ((st = ids_push(&res->ids, id, err))) goto done;
         res->n_gen++;
+        if (con) {
+            bool end = tw_constraint_is_end(con, id);
+            if ((st = tw_constraint_accept(con, id, err))) goto done;
+            if (end) {
+                res->stop = TW_STOP_EOS;
+                break;
+            }
+        }
         if (!d.ignore_eos && is_eog(m, tok, id)) {
             res->stop = TW_STOP_EOS;
             break;
@@ -121,6 +139,10 @@ tw_status tw_generate(tw_llama *m, tw_kv *kv, int32_t seq, const tw_tokenizer *t
                     stopped = true;
                 }
             }
+        }
+        if (!stopped && con && tw_constraint_done(con)) {
+            res->stop = TW_STOP_EOS;   /* the value is complete and nothing may follow */
+            stopped = true;
         }
         if (stopped || step + 1 == d.max_tokens) break;
         if (tw_kv_cells_free(kv) < 1) {

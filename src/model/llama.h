@@ -116,6 +116,8 @@ typedef enum tw_stop_reason {
 
 const char *tw_stop_reason_name(tw_stop_reason r);   /* "max_tokens", "eos", "stop", ... */
 
+struct tw_constraint;   /* grammar.h: constrained decoding */
+
 typedef struct tw_gen_params {
     int32_t max_tokens;                /* default 64; 0: prefill only */
     const char *const *stops;          /* stop strings (borrowed), may span tokens */
@@ -127,6 +129,12 @@ typedef struct tw_gen_params {
      * exactly tw_gen_result.text. Return false to stop (TW_STOP_ABORTED). May be NULL. */
     bool (*on_text)(void *user, const char *text, size_t len);
     void *user;
+    /* Constrained decoding (grammar.h; borrowed, may be NULL): reset at the start, then
+     * each step only the tokens it allows can be sampled, and generation ends
+     * (TW_STOP_EOS) once the value is complete and nothing may follow, or when one of
+     * its end tokens is sampled; tw_constraint_complete tells a finished value from
+     * one cut by max_tokens. */
+    struct tw_constraint *constraint;
 } tw_gen_params;
 
 tw_gen_params tw_gen_default_params(void);
