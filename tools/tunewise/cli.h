@@ -77,6 +77,7 @@ extern const cli_cmd cmd_score;
 extern const cli_cmd cmd_classic_train;
 extern const cli_cmd cmd_classic_eval;
 extern const cli_cmd cmd_eval;
+extern const cli_cmd cmd_prompt;
 extern const cli_cmd cmd_split;
 extern const cli_cmd cmd_convert;
 extern const cli_cmd cmd_validate;
