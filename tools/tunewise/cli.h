@@ -78,6 +78,7 @@ extern const cli_cmd cmd_classic_train;
 extern const cli_cmd cmd_classic_eval;
 extern const cli_cmd cmd_eval;
 extern const cli_cmd cmd_prompt;
+extern const cli_cmd cmd_serve;
 extern const cli_cmd cmd_split;
 extern const cli_cmd cmd_convert;
 extern const cli_cmd cmd_validate;
