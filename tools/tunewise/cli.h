@@ -79,6 +79,7 @@ extern const cli_cmd cmd_classic_eval;
 extern const cli_cmd cmd_eval;
 extern const cli_cmd cmd_prompt;
 extern const cli_cmd cmd_serve;
+extern const cli_cmd cmd_tune;
 extern const cli_cmd cmd_split;
 extern const cli_cmd cmd_convert;
 extern const cli_cmd cmd_validate;
