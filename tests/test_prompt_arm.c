@@ -10,6 +10,7 @@
 #include "task/split.h"
 
 #include <math.h>
+#include <signal.h>
 
 static const char *stories_path(void)
 {
@@ -230,5 +231,73 @@ Test(prompt_arm, cli_runs_with_a_demo_set_search, .timeout = 120)
     cr_assert(strstr(errs, "--demo-sets needs a kshot strategy"), "%s", errs);
     free(out);
     free(errs);
+    fx_close(&f);
+}
+
+/* The prompt arm against `tunewise serve` over loopback (real HTTP) gives the same answers
+ * as the local backend on the same model: score mode ranks the same continuations (the
+ * server echoes the prompt's log-probs), so parsed answers are equal and the recorded
+ * log-probabilities agree. */
+Test(prompt_arm, remote_through_serve_agrees_with_local, .timeout = 120)
+{
+    fixture f;
+    fx_open(&f);
+    const char *bin = getenv("TW_BIN") ? getenv("TW_BIN") : "build/tunewise";
+    char portfile[600], cmd[2048];
+    snprintf(portfile, sizeof portfile, "%s/port", f.dir);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        execl(bin, bin, "serve", "-m", stories_path(), "--port", "0", "--port-file", portfile, "-t", "1", "-q",
+              (char *)NULL);
+        _exit(127);
+    }
+    int port = 0;
+    for (int i = 0; i < 400 && port <= 0; i++) {   /* up to 20 s (ASan start-up) */
+        FILE *fp = fopen(portfile, "r");
+        if (fp) {
+            if (fscanf(fp, "%d", &port) != 1) port = 0;
+            fclose(fp);
+        }
+        if (port <= 0) usleep(50000);
+    }
+    cr_assert_gt(port, 0, "serve did not write its port");
+    char *out = NULL, *errs = NULL;
+    snprintf(cmd, sizeof cmd,
+             "%s prompt -q --task %s -m stories260K --remote http://127.0.0.1:%d/v1 --strategy kshot --k 4 --output score "
+             "-o %s/remote --bootstrap 0 --json",
+             bin, f.task_path, port, f.dir);
+    int rc = tw_test_run(cmd, &out, &errs);
+    free(out);
+    cr_assert_eq(rc, 0, "remote prompt run: rc %d: %s", rc, errs);
+    free(errs);
+    snprintf(cmd, sizeof cmd,
+             "%s prompt -q --task %s -m %s --strategy kshot --k 4 --output score -o %s/local --bootstrap 0 --json -j 2",
+             bin, f.task_path, stories_path(), f.dir);
+    rc = tw_test_run(cmd, &out, &errs);
+    free(out);
+    cr_assert_eq(rc, 0, "local prompt run: rc %d: %s", rc, errs);
+    free(errs);
+    kill(pid, SIGTERM);
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "serve exit status %d", status);
+    char p1[600], p2[600];
+    snprintf(p1, sizeof p1, "%s/remote/predictions.jsonl", f.dir);
+    snprintf(p2, sizeof p2, "%s/local/predictions.jsonl", f.dir);
+    tw_pred_set a = {0}, b = {0};
+    tw_error err;
+    cr_assert_eq(tw_pred_load(&a, p1, &err), TW_OK, "%s", err.msg);
+    cr_assert_eq(tw_pred_load(&b, p2, &err), TW_OK, "%s", err.msg);
+    cr_assert_eq(a.n, b.n);
+    cr_assert_eq(a.n, 12);
+    for (size_t i = 0; i < a.n; i++) {
+        cr_assert_str_eq(a.rows[i].id, b.rows[i].id);
+        cr_assert_str_eq(a.rows[i].input, b.rows[i].input, "row %zu: the same prompt text", i);
+        cr_assert_str_eq(a.rows[i].parsed ? a.rows[i].parsed : a.rows[i].prediction,
+                         b.rows[i].parsed ? b.rows[i].parsed : b.rows[i].prediction, "row %zu", i);
+    }
+    tw_pred_set_free(&a);
+    tw_pred_set_free(&b);
     fx_close(&f);
 }

@@ -11,7 +11,11 @@
 #include <string.h>
 
 typedef struct prompt_state {
-    tw_local *be;
+    tw_local *be;                     /* exactly one of be / rb */
+    tw_remote *rb;
+    const tw_price *price;            /* remote: cost per call (may be NULL) */
+    char *schema_text;                /* remote json / choice: the response_format object */
+    tw_chat_template *own_tmpl;       /* remote chat modes without a template: built-in chatml */
     tw_prompt *pr;
     tw_prompt_arm_params p;
     tw_output_mode mode;
@@ -46,6 +50,8 @@ static void state_free(void *v)
     json_decref(s->dec);
     free(s->bos);
     free(s->eos);
+    free(s->schema_text);
+    tw_chat_template_free(s->own_tmpl);
     free(s);
 }
 
@@ -54,7 +60,7 @@ static json_t *arm_config(const tw_eval_arm *arm)
     const prompt_state *s = arm->state;
     json_t *c = tw_prompt_config(s->pr);
     if (!c) return NULL;
-    json_object_set_new(c, "backend", json_string("local"));
+    json_object_set_new(c, "backend", json_string(s->rb ? "remote" : "local"));
     json_object_set(c, "decoding", s->dec);
     return c;
 }
@@ -214,6 +220,76 @@ static tw_status answer(prompt_state *s, const tw_prompt_example *ex, tw_cache_e
     return TW_OK;
 }
 
+/* The remote path: chat completions (free / cot / json / choice) or completions with echoed
+ * log-probs (score). */
+static tw_status answer_remote(prompt_state *s, const tw_prompt_example *ex, tw_cache_entry *e, tw_error *err)
+{
+    tw_remote_result r;
+    memset(&r, 0, sizeof r);
+    tw_status st;
+    if (s->mode == TW_OUTPUT_SCORE) {
+        double *lp = malloc((s->n_conts ? s->n_conts : 1) * sizeof *lp);
+        if (!lp) return tw_error_set(err, TW_ERR_NOMEM, "out of memory");
+        st = tw_remote_score(s->rb, ex->text.data, s->conts, s->n_conts, lp, &r, err);
+        if (!st) {
+            size_t best = 0;
+            json_t *j = json_object();
+            for (size_t i = 0; i < s->n_conts; i++) {
+                if (lp[i] > lp[best]) best = i;
+                json_object_set_new(j, s->labels[i], json_real(lp[i]));
+            }
+            e->output = dup_or_null(s->labels[best]);
+            e->parsed = dup_or_null(s->labels[best]);
+            e->valid = true;
+            e->logprobs = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
+            json_decref(j);
+        }
+        free(lp);
+    } else {
+        tw_remote_request q = tw_remote_request_init();
+        q.msgs = ex->msgs;
+        q.n_msgs = ex->n_msgs;
+        q.max_tokens = s->p.max_tokens;
+        q.temperature = s->p.temperature;
+        if (s->p.temperature > 0) q.seed = (int64_t)s->p.sample_seed;
+        q.response_format = s->schema_text;
+        if (s->mode == TW_OUTPUT_FREE) {   /* the chat template's own stops are the server's business */
+            q.stops = NULL;
+            q.n_stops = 0;
+        }
+        st = tw_remote_chat(s->rb, &q, &r, err);
+        if (!st) {
+            e->output = strdup(r.text.data ? r.text.data : "");
+            const char *raw = e->output;
+            char *label = NULL;
+            if (s->mode == TW_OUTPUT_CHOICE) {   /* {"label": "..."} */
+                json_t *j = json_loads(raw ? raw : "", 0, NULL);
+                const char *l = json_string_value(json_object_get(j, "label"));
+                label = l ? strdup(l) : NULL;
+                json_decref(j);
+                if (label) raw = label;
+            }
+            tw_parsed pa = {0};
+            st = raw ? tw_prompt_parse(s->pr, raw, &pa, err) : tw_error_set(err, TW_ERR_NOMEM, "out of memory");
+            if (!st) {
+                e->parsed = pa.value;
+                pa.value = NULL;
+                e->valid = pa.valid && (s->mode != TW_OUTPUT_CHOICE || label);
+            }
+            tw_parsed_free(&pa);
+            free(label);
+        }
+    }
+    if (!st) {
+        e->tokens_in = r.prompt_tokens >= 0 ? (double)r.prompt_tokens : NAN;
+        e->tokens_out = r.completion_tokens >= 0 ? (double)r.completion_tokens : NAN;
+        e->latency_ms = r.latency_ms;
+    }
+    tw_remote_result_free(&r);
+    if (!st && !e->output) st = tw_error_set(err, TW_ERR_NOMEM, "out of memory");
+    return st;
+}
+
 static tw_status predict(tw_eval_arm *arm, const tw_example *row, tw_pred *out, const tw_eval_ctx *ctx, tw_error *err)
 {
     prompt_state *s = arm->state;
@@ -232,7 +308,7 @@ static tw_status predict(tw_eval_arm *arm, const tw_example *row, tw_pred *out, 
         if (!st) st = tw_cache_get(ctx->cache, key, &e, &hit, err);
     }
     if (!st && !hit) {
-        st = answer(s, &ex, &e, err);
+        st = s->rb ? answer_remote(s, &ex, &e, err) : answer(s, &ex, &e, err);
         if (!st && ctx && ctx->cache) st = tw_cache_put(ctx->cache, key, &e, err);
     }
     if (!st) {
@@ -243,6 +319,7 @@ static tw_status predict(tw_eval_arm *arm, const tw_example *row, tw_pred *out, 
         out->tokens_in = e.tokens_in;
         out->tokens_out = e.tokens_out;
         out->latency_ms = e.latency_ms;
+        if (s->rb && s->price) out->cost = tw_remote_cost(s->price, (int64_t)e.tokens_in, (int64_t)e.tokens_out);
         out->input = strdup(ex.text.data);
         if (!out->input) st = tw_error_set(err, TW_ERR_NOMEM, "out of memory");
     }
@@ -258,10 +335,13 @@ static const tw_eval_arm_ops PROMPT_OPS = {
     .destroy = state_free,
 };
 
-tw_status tw_eval_arm_prompt_new(tw_eval_arm **out, tw_local *backend, const tw_task *task, const tw_dataset *train,
-                                 const tw_prompt_arm_params *p, tw_error *err)
+/* What both constructors share: the state, the prompt (rendered with tmpl, bos, eos),
+ * labels / continuations / stops, the decoding tag. */
+static tw_status arm_begin(tw_eval_arm **armp, prompt_state **sp, const tw_chat_template *tmpl, const char *bos,
+                           const char *eos, const tw_task *task, const tw_dataset *train, const tw_prompt_arm_params *p,
+                           tw_error *err)
 {
-    *out = NULL;
+    *armp = NULL;
     prompt_state *s = calloc(1, sizeof *s);
     tw_eval_arm *arm = calloc(1, sizeof *arm);
     if (!s || !arm) {
@@ -269,40 +349,114 @@ tw_status tw_eval_arm_prompt_new(tw_eval_arm **out, tw_local *backend, const tw_
         free(arm);
         return tw_error_set(err, TW_ERR_NOMEM, "out of memory");
     }
-    s->be = backend;
     s->p = *p;
     s->mode = p->prompt.output;
     if (s->p.max_tokens <= 0) s->p.max_tokens = p->prompt.cot ? 256 : 64;
     arm->ops = &PROMPT_OPS;
     arm->state = s;
-    const tw_chat_template *ct = tw_local_chat_template(backend);
+    *armp = arm;
+    *sp = s;
+    s->bos = bos ? tw_strdup(bos, err) : NULL;
+    s->eos = eos ? tw_strdup(eos, err) : NULL;
+    if ((bos && !s->bos) || (eos && !s->eos)) return TW_ERR_NOMEM;
+    tw_prompt_target tg = {.tmpl = tmpl, .bos = s->bos, .eos = s->eos};
+    tw_status st = tw_prompt_new(&s->pr, task, train, &p->prompt, &tg, err);
+    if (st) return st;
+    s->labels = tw_prompt_labels(s->pr, &s->n_labels);
+    s->conts = tw_prompt_continuations(s->pr, &s->n_conts);
+    s->stops = tw_prompt_stops(s->pr);
+    while (s->stops && s->stops[s->n_stops]) s->n_stops++;
+    if (s->mode == TW_OUTPUT_SCORE && s->n_conts != s->n_labels)
+        return tw_error_set(err, TW_ERR_INVALID, "score: %zu continuations for %zu labels", s->n_conts, s->n_labels);
+    char strat[64];
+    tw_prompt_strategy_str(&p->prompt, strat, sizeof strat);
+    snprintf(s->tag, sizeof s->tag, "%s/%s", strat, tw_output_mode_str(s->mode));
+    return TW_OK;
+}
+
+tw_status tw_eval_arm_prompt_new(tw_eval_arm **out, tw_local *backend, const tw_task *task, const tw_dataset *train,
+                                 const tw_prompt_arm_params *p, tw_error *err)
+{
+    *out = NULL;
     const tw_tokenizer *tok = tw_local_tokenizer(backend);
     size_t bl = 0, el = 0;
     const char *bos = tw_tokenizer_bos(tok) >= 0 ? tw_token_text(tok, tw_tokenizer_bos(tok), &bl) : NULL;
     const char *eos = tw_tokenizer_eos(tok) >= 0 ? tw_token_text(tok, tw_tokenizer_eos(tok), &el) : NULL;
-    s->bos = bos ? tw_strndup(bos, bl, err) : NULL;
-    s->eos = eos ? tw_strndup(eos, el, err) : NULL;
-    tw_prompt_target tg = {.tmpl = ct, .bos = s->bos, .eos = s->eos};
-    tw_status st = (bos && !s->bos) || (eos && !s->eos) ? TW_ERR_NOMEM : tw_prompt_new(&s->pr, task, train, &p->prompt, &tg, err);
-    if (!st) {
-        s->labels = tw_prompt_labels(s->pr, &s->n_labels);
-        s->conts = tw_prompt_continuations(s->pr, &s->n_conts);
-        s->stops = tw_prompt_stops(s->pr);
-        while (s->stops && s->stops[s->n_stops]) s->n_stops++;
-        if (s->mode == TW_OUTPUT_SCORE && s->n_conts != s->n_labels)
-            st = tw_error_set(err, TW_ERR_INVALID, "score: %zu continuations for %zu labels", s->n_conts, s->n_labels);
-    }
+    char *b = bos ? tw_strndup(bos, bl, err) : NULL, *e = eos ? tw_strndup(eos, el, err) : NULL;
+    tw_eval_arm *arm = NULL;
+    prompt_state *s = NULL;
+    tw_status st = (bos && !b) || (eos && !e) ? TW_ERR_NOMEM
+                   : arm_begin(&arm, &s, tw_local_chat_template(backend), b, e, task, train, p, err);
+    free(b);
+    free(e);
+    if (s) s->be = backend;
     if (!st && (s->mode == TW_OUTPUT_CHOICE || s->mode == TW_OUTPUT_JSON)) st = make_constraint(s, task, err);
-    if (!st) {
-        char strat[64];
-        tw_prompt_strategy_str(&p->prompt, strat, sizeof strat);
-        snprintf(s->tag, sizeof s->tag, "%s/%s", strat, tw_output_mode_str(s->mode));
-        if (!(s->dec = decoding_json(s))) st = tw_error_set(err, TW_ERR_NOMEM, "out of memory");
-    }
+    if (!st && !(s->dec = decoding_json(s))) st = tw_error_set(err, TW_ERR_NOMEM, "out of memory");
     if (!st) {
         const char *id = tw_local_model_id(backend, err);
         if (!id) st = TW_ERR_IO;
         else snprintf(arm->model_hash, sizeof arm->model_hash, "%s", strncmp(id, "sha256:", 7) ? id : id + 7);
+    }
+    if (st) {
+        tw_eval_arm_free(arm);
+        return st;
+    }
+    *out = arm;
+    return TW_OK;
+}
+
+/* response_format for the remote json / choice modes. */
+static tw_status remote_format(prompt_state *s, const tw_task *task, tw_error *err)
+{
+    json_t *schema = NULL;
+    if (s->mode == TW_OUTPUT_JSON) {
+        if (!task->schema_path)
+            return tw_error_set(err, TW_ERR_INVALID, "%s: --output json needs the task's schema", task->path);
+        json_error_t je;
+        if (!(schema = json_load_file(task->schema_path, 0, &je)))
+            return tw_error_set(err, TW_ERR_PARSE, "%s:%d:%d: %s", task->schema_path, je.line, je.column, je.text);
+    } else {
+        json_t *en = json_array();
+        for (size_t i = 0; i < s->n_labels; i++) json_array_append_new(en, json_string(s->labels[i]));
+        schema = json_pack("{s:s, s:{s:{s:s, s:o}}, s:[s], s:b}", "type", "object", "properties", "label", "type",
+                           "string", "enum", en, "required", "label", "additionalProperties", 0);
+    }
+    json_t *rf = schema ? json_pack("{s:s, s:{s:s, s:o}}", "type", "json_schema", "json_schema", "name", "answer",
+                                    "schema", schema)
+                        : NULL;
+    s->schema_text = rf ? json_dumps(rf, JSON_COMPACT) : NULL;
+    json_decref(rf);
+    return s->schema_text ? TW_OK : tw_error_set(err, TW_ERR_NOMEM, "out of memory");
+}
+
+tw_status tw_eval_arm_prompt_new_remote(tw_eval_arm **out, tw_remote *remote, const tw_chat_template *tmpl,
+                                        const tw_price *price, const tw_task *task, const tw_dataset *train,
+                                        const tw_prompt_arm_params *p, tw_error *err)
+{
+    *out = NULL;
+    tw_eval_arm *arm = NULL;
+    prompt_state *s = NULL;
+    /* the chat modes send messages, which need the chat layout: without the model's own
+     * template, the messages are built (and the cache key's text rendered) with ChatML */
+    tw_chat_template *own = NULL;
+    if (!tmpl && p->prompt.output != TW_OUTPUT_SCORE) {
+        tw_status s0 = tw_chat_template_builtin(&own, "chatml", err);
+        if (s0) return s0;
+        tmpl = own;
+    }
+    tw_status st = arm_begin(&arm, &s, tmpl, NULL, NULL, task, train, p, err);
+    if (!s) tw_chat_template_free(own);
+    if (s) {
+        s->own_tmpl = own;
+        s->rb = remote;
+        s->price = price;
+    }
+    if (!st && (s->mode == TW_OUTPUT_CHOICE || s->mode == TW_OUTPUT_JSON)) st = remote_format(s, task, err);
+    if (!st && !(s->dec = decoding_json(s))) st = tw_error_set(err, TW_ERR_NOMEM, "out of memory");
+    if (!st) {
+        const char *id = tw_remote_model_id(remote);
+        tw_sha256(id, strlen(id), arm->model_hash);
+        json_object_set_new(s->dec, "remote_model", json_string(id));
     }
     if (st) {
         tw_eval_arm_free(arm);

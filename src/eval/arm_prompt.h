@@ -12,6 +12,7 @@
 
 #include "arms/prompt.h"
 #include "backend/local.h"
+#include "backend/remote.h"
 #include "eval/runner.h"
 
 typedef struct tw_prompt_arm_params {
@@ -30,6 +31,18 @@ tw_prompt_arm_params tw_prompt_arm_default_params(void);
  * grammar compiler, the model's hash. Free with tw_eval_arm_free. */
 tw_status tw_eval_arm_prompt_new(tw_eval_arm **out, tw_local *backend, const tw_task *task, const tw_dataset *train,
                                  const tw_prompt_arm_params *p, tw_error *err);
+
+/* The same arm over an OpenAI-compatible server (borrowed; thread-safe). tmpl (borrowed,
+ * may be NULL): the remote model's chat template, used only to render the prompt text
+ * that `score` sends to /v1/completions (without one the plain layout is scored; the chat
+ * modes then build their messages with the ChatML layout: the server applies its own). free /
+ * cot go to /v1/chat/completions as messages; json sends the task's schema as
+ * response_format json_schema; choice sends a schema {"label": enum of the labels} and
+ * reads the label back. price (borrowed, may be NULL): cost per call from the usage
+ * tokens. model_id identifies the remote model in cache keys (e.g. "remote:URL#model"). */
+tw_status tw_eval_arm_prompt_new_remote(tw_eval_arm **out, tw_remote *remote, const tw_chat_template *tmpl,
+                                        const tw_price *price, const tw_task *task, const tw_dataset *train,
+                                        const tw_prompt_arm_params *p, tw_error *err);
 
 /* The tw_prompt inside (prefix, labels, config), borrowed. */
 const tw_prompt *tw_eval_arm_prompt_get(const tw_eval_arm *arm);

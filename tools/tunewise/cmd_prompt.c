@@ -16,7 +16,10 @@
 
 static const cli_opt OPTS[] = {
     {"task", 't', CLI_STR, "TASK", "task file", NULL},
-    {"model", 'm', CLI_STR, "MODEL", "local model: GGUF file or Hugging Face folder", NULL},
+    {"model", 'm', CLI_STR, "MODEL", "local model (GGUF file or Hugging Face folder); with --remote the model name", NULL},
+    {"remote", 0, CLI_STR, "URL", "OpenAI-compatible server base URL (e.g. http://127.0.0.1:8080/v1) instead of a local model", NULL},
+    {"api-key-env", 0, CLI_STR, "NAME", "with --remote: environment variable holding the API key", NULL},
+    {"concurrency", 0, CLI_INT, "N", "with --remote: requests in flight", "4"},
     {"strategy", 0, CLI_STR, "S", "zero|kshot|knn, optionally +cot and/or +rag (e.g. knn+cot)", "zero"},
     {"k", 'k', CLI_INT, "K", "demonstrations for kshot / knn", "8"},
     {"output", 0, CLI_STR, "MODE", "free|choice|score|json (default: score for classify, json for extract, free "
@@ -45,6 +48,9 @@ typedef struct job {
     tw_task *task;
     tw_dataset *sp;
     tw_local *be;
+    tw_remote *rb;
+    tw_chat_template *tmpl;     /* remote: --chat-template, for score's prompt text */
+    const tw_price *price;      /* remote: the task's price for this model */
     tw_cache *cache;
     tw_eval_params ep;
 } job;
@@ -60,7 +66,9 @@ static tw_status run_one(job *j, const tw_prompt_arm_params *pp, int s, const ch
                          double *primary, tw_eval_result *res, tw_error *err)
 {
     tw_eval_arm *arm = NULL;
-    tw_status st = tw_eval_arm_prompt_new(&arm, j->be, j->task, &j->sp[TW_SPLIT_TRAIN], pp, err);
+    tw_status st = j->rb ? tw_eval_arm_prompt_new_remote(&arm, j->rb, j->tmpl, j->price, j->task,
+                                                         &j->sp[TW_SPLIT_TRAIN], pp, err)
+                         : tw_eval_arm_prompt_new(&arm, j->be, j->task, &j->sp[TW_SPLIT_TRAIN], pp, err);
     if (st) return st;
     const tw_dataset *ds = &j->sp[s];
     json_t *ctx = json_pack("{s:s, s:s, s:s, s:s}", "task", j->task->path, "task_name",
@@ -161,7 +169,20 @@ static int run(cli_args *a)
         j.ep.score.schema = schema;
     }
     if (!st && cli_given(a, "cache")) st = tw_cache_open(&j.cache, cli_str(a, "cache"), &err);
-    if (!st) {
+    if (!st && cli_given(a, "remote")) {
+        tw_remote_params rp = tw_remote_default_params();
+        rp.base_url = cli_str(a, "remote");
+        rp.model = model;
+        rp.api_key_env = cli_str(a, "api-key-env");
+        rp.max_in_flight = (int)cli_int(a, "concurrency");
+        rp.seed = (uint64_t)cli_int(a, "seed");
+        st = tw_remote_open(&j.rb, &rp, &err);
+        const char *ctn = cli_str(a, "chat-template");
+        if (!st && ctn)
+            st = tw_file_exists(ctn) ? tw_chat_template_load(&j.tmpl, ctn, &err) : tw_chat_template_builtin(&j.tmpl, ctn, &err);
+        for (size_t i = 0; i < t.n_prices; i++)
+            if (t.prices[i].model && strcmp(t.prices[i].model, model) == 0) j.price = &t.prices[i];
+    } else if (!st) {
         tw_local_params lp = tw_local_default_params();
         lp.model = model;
         lp.chat_template = cli_str(a, "chat-template");
@@ -230,12 +251,19 @@ static int run(cli_args *a)
         } else {
             char strat[64];
             tw_prompt_strategy_str(&pp.prompt, strat, sizeof strat);
-            tw_local_stats ls = tw_local_get_stats(j.be);
             printf("prompt arm %s/%s on the %s split of %s (%zu rows", strat, tw_output_mode_str(pp.prompt.output),
                    tw_split_name((tw_split_id)split), t.name ? t.name : t.path, res.n_rows);
             if (res.n_resumed) printf("; %zu resumed", res.n_resumed);
             if (j.cache) printf("; cache %zu hits, %zu misses", res.cache_hits, res.cache_misses);
-            printf("; prefix cache %lld/%lld requests)\n", (long long)ls.prefix_hits, (long long)ls.requests);
+            if (j.be) {
+                tw_local_stats ls = tw_local_get_stats(j.be);
+                printf("; prefix cache %lld/%lld requests", (long long)ls.prefix_hits, (long long)ls.requests);
+            }
+            if (j.rb) {
+                tw_remote_stats rs = tw_remote_get_stats(j.rb);
+                printf("; %lld HTTP attempts, %lld retries", (long long)rs.attempts, (long long)rs.retries);
+            }
+            printf(")\n");
             tw_buf tb = {0};
             if (tw_score_format_table(metrics, &tb) == TW_OK && tb.data) fputs(tb.data, stdout);
             tw_buf_free(&tb);
@@ -246,6 +274,8 @@ static int run(cli_args *a)
     json_decref(search);
     json_decref(schema);
     tw_local_free(j.be);
+    tw_remote_free(j.rb);
+    tw_chat_template_free(j.tmpl);
     tw_cache_close(j.cache);
     tw_labels_free(labels, n_labels);
     for (int s = 0; s < TW_SPLIT_COUNT; s++) tw_dataset_free(&sp[s]);
@@ -256,11 +286,14 @@ static int run(cli_args *a)
 const cli_cmd cmd_prompt = {
     .name = "prompt",
     .summary = "run the prompt arm (zero/kshot/knn/cot/rag x free/choice/score/json) on a local model",
-    .usage = "--task TASK -m MODEL [--strategy S] [--k K] [--output MODE] -o DIR [options]",
+    .usage = "--task TASK -m MODEL [--remote URL [--api-key-env NAME]] [--strategy S] [--k K] [--output MODE] -o DIR [options]",
     .details = "Builds each example's prompt from the task (instructions, labels or schema) and its train\n"
                "split, runs it on the model with the shared prefix computed once, parses the answers and\n"
                "scores them. predictions.jsonl keeps the exact prompt of every row. Resumable like\n"
-               "'tunewise eval'; --cache makes re-runs free. Details: docs/prompt.md, docs/eval.md.",
+               "'tunewise eval'; --cache makes re-runs free. With --remote the model is served by an\n"
+               "OpenAI-compatible server (tunewise serve, vLLM, llama-server, a provider): chat completions\n"
+               "for free/json/choice, /v1/completions with echoed log-probs for score (render its prompt\n"
+               "with --chat-template NAME for chat models). Details: docs/prompt.md, docs/eval.md, docs/remote.md.",
     .opts = OPTS,
     .min_pos = 0,
     .max_pos = 0,
