@@ -7,6 +7,7 @@
 #include "model/grammar.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -328,9 +329,97 @@ static tw_status predict(tw_eval_arm *arm, const tw_example *row, tw_pred *out, 
     return st;
 }
 
+/* Remote arms: n rows at once — prompts and cache lookups on this thread, the misses'
+ * calls on one thread each (the client caps the requests in flight), then the cache. */
+typedef struct remote_job {
+    prompt_state *s;
+    const tw_prompt_example *ex;
+    tw_cache_entry *e;
+    tw_status st;
+    tw_error err;
+} remote_job;
+
+static void *remote_job_run(void *v)
+{
+    remote_job *j = v;
+    j->st = answer_remote(j->s, j->ex, j->e, &j->err);
+    return NULL;
+}
+
+static tw_status predict_batch(tw_eval_arm *arm, const tw_example *rows, size_t n, tw_pred *out,
+                               const tw_eval_ctx *ctx, tw_error *err)
+{
+    prompt_state *s = arm->state;
+    if (!s->rb || n == 1) {
+        for (size_t i = 0; i < n; i++) {
+            tw_status st = predict(arm, &rows[i], &out[i], ctx, err);
+            if (st) return st;
+        }
+        return TW_OK;
+    }
+    tw_prompt_example *ex = calloc(n, sizeof *ex);
+    tw_cache_entry *e = calloc(n, sizeof *e);
+    remote_job *jobs = calloc(n, sizeof *jobs);
+    pthread_t *th = calloc(n, sizeof *th);
+    bool *hit = calloc(n, sizeof *hit), *started = calloc(n, sizeof *started);
+    char (*keys)[65] = calloc(n, sizeof *keys);
+    tw_status st = ex && e && jobs && th && hit && started && keys ? TW_OK : tw_error_set(err, TW_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; ex && e && i < n; i++) tw_cache_entry_init(&e[i]);
+    for (size_t i = 0; !st && i < n; i++) {
+        st = tw_prompt_build(s->pr, &rows[i], &ex[i], err);
+        if (!st && ctx && ctx->cache) {
+            tw_cache_key k = {.model_hash = arm->model_hash, .adapter_hash = arm->adapter_hash,
+                              .prompt = ex[i].text.data, .params = s->dec, .mode = s->tag};
+            st = tw_cache_key_hash(&k, keys[i], err);
+            if (!st) st = tw_cache_get(ctx->cache, keys[i], &e[i], &hit[i], err);
+        }
+    }
+    for (size_t i = 0; !st && i < n; i++) {
+        if (hit[i]) continue;
+        jobs[i] = (remote_job){.s = s, .ex = &ex[i], .e = &e[i]};
+        if (pthread_create(&th[i], NULL, remote_job_run, &jobs[i]) == 0) started[i] = true;
+        else remote_job_run(&jobs[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (started[i]) pthread_join(th[i], NULL);
+    for (size_t i = 0; !st && i < n; i++) {
+        if (hit[i]) continue;
+        if (jobs[i].st) {
+            *err = jobs[i].err;
+            st = jobs[i].st;
+        } else if (ctx && ctx->cache) {
+            st = tw_cache_put(ctx->cache, keys[i], &e[i], err);
+        }
+    }
+    for (size_t i = 0; !st && i < n; i++) {
+        out[i].prediction = e[i].output;
+        out[i].parsed = e[i].parsed;
+        e[i].output = e[i].parsed = NULL;
+        out[i].valid = e[i].valid;
+        out[i].tokens_in = e[i].tokens_in;
+        out[i].tokens_out = e[i].tokens_out;
+        out[i].latency_ms = e[i].latency_ms;
+        if (s->price) out[i].cost = tw_remote_cost(s->price, (int64_t)e[i].tokens_in, (int64_t)e[i].tokens_out);
+        if (!(out[i].input = strdup(ex[i].text.data))) st = tw_error_set(err, TW_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; ex && e && i < n; i++) {
+        tw_prompt_example_free(&ex[i]);
+        tw_cache_entry_free(&e[i]);
+    }
+    free(ex);
+    free(e);
+    free(jobs);
+    free(th);
+    free(hit);
+    free(started);
+    free(keys);
+    return st;
+}
+
 static const tw_eval_arm_ops PROMPT_OPS = {
     .name = "prompt",
     .predict = predict,
+    .predict_batch = predict_batch,
     .config = arm_config,
     .destroy = state_free,
 };

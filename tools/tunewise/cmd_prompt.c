@@ -98,6 +98,7 @@ static int run(cli_args *a)
     for (int s = 0; s < TW_SPLIT_COUNT; s++)
         if (strcmp(cli_str(a, "split"), tw_split_name((tw_split_id)s)) == 0) split = s;
     if (split < 0) return cli_usage_error(a->cmd, "unknown --split '%s' (expected train, dev or test)", cli_str(a, "split"));
+    if (cli_int(a, "concurrency") < 1) return cli_usage_error(a->cmd, "--concurrency must be >= 1");
     if (cli_int(a, "k") < 0 || cli_int(a, "demo-sets") < 1 || cli_int(a, "limit") < 0 || cli_int(a, "bootstrap") < 0)
         return cli_usage_error(a->cmd, "--k, --limit, --bootstrap must be >= 0 and --demo-sets >= 1");
     char *end;
@@ -193,6 +194,7 @@ static int run(cli_args *a)
     j.ep.cache = j.cache;
     j.ep.seed = (uint64_t)cli_int(a, "seed");
     j.ep.force = cli_flag(a, "force");
+    j.ep.batch_size = j.rb ? (size_t)cli_int(a, "concurrency") : 1;   /* remote: rows in flight */
     j.ep.progress = !a->quiet;
     tw_eval_result res;
     memset(&res, 0, sizeof res);
