@@ -7,12 +7,12 @@
  *     same weights (Q/K rows permuted as llama.cpp's converter does). Tolerance: max |diff|
  *     <= 1e-4 x max |reference logit| per sequence.
  *  2. llama.cpp (llama-cpp-python) on the real stories260K (greedy continuations token for
- *     token; prompt logits to 1e-4 with f32 caches) and SmolLM2-135M-Instruct Q4_1 (exact-
- *     float path vs llama.cpp on the F32 dequantization to 1e-4; the default 8-bit-activation
- *     path's next-token logits of raw and chat prompts within a tolerance relative to the
- *     logit std, top-1 / top-5 agreement; greedy chat completions token for token wherever
- *     llama.cpp's own decision is not within rounding noise, see the test). Fixtures from
- *     tests/ref/gen_llama_fixtures.py.
+ *     token; prompt logits to 1e-4 with f32 caches, 5e-4 with f16 ones) and
+ *     SmolLM2-135M-Instruct Q4_1 (exact-float path vs llama.cpp on the F32 dequantization
+ *     to 1e-4; with an F16 cache, llama.c's emulation of llama.cpp's numerics: bit for bit
+ *     with the ggml-order diagnostic matmuls — logits equal, greedy chat completions token
+ *     for token, also on the F32 dequantization — and the production 8-bit path within a
+ *     tolerance, see the tests). Fixtures from tests/ref/gen_llama_fixtures.py.
  *  3. An independent straightforward forward pass written here: double accumulation, no
  *     cache (the whole sequence is recomputed for every step), HF semantics (GGUF llama
  *     Q/K rows un-permuted, rotate_half RoPE). It checks KV reuse (prefill once, fork,
@@ -491,8 +491,9 @@ Test(llama, stories260k_matches_llama_cpp)
             cr_expect_leq(md / mx, 1e-4, "'%s' position %zu (f32 KV): max |diff| / max |logit| = %.2e", prompt, t, md / mx);
         }
         tw_kv_free(kv);
-        /* f16 caches: llama.cpp also rounds q and the attention probabilities to f16, we
-         * keep them f32 (measured 1.3e-3) */
+        /* f16 caches: both sides round q, K, V and the attention probabilities to f16 (the
+         * ggml emulations of llama.c); what is left is the f32 matmuls' summation order,
+         * amplified by those roundings (measured 3.7e-5; 1.3e-3 without the emulations) */
         kv = new_kv(m, 128, 1, TW_KV_F16);
         forward(m, kv, 0, want_tok, NULL, (int32_t)n, TW_LOGITS_LAST, lg);
         json_t *last = json_object_get(cs, "last_logits");
@@ -503,7 +504,7 @@ Test(llama, stories260k_matches_llama_cpp)
             mx = fmax(mx, fabs(r));
         }
         worst16 = fmax(worst16, md / mx);
-        cr_expect_leq(md / mx, 3e-3, "'%s' last position (f16 KV): max |diff| / max |logit| = %.2e", prompt, md / mx);
+        cr_expect_leq(md / mx, 5e-4, "'%s' last position (f16 KV): max |diff| / max |logit| = %.2e", prompt, md / mx);
         /* greedy continuation, token for token */
         tw_kv_seq_clear(kv, 0);
         tw_gen_params gp = tw_gen_default_params();
@@ -574,21 +575,49 @@ Test(llama, smollm2_float_path_matches_llama_cpp_f32, .timeout = 600)
     json_decref(fx);
 }
 
-/* SmolLM2-135M-Instruct Q4_1 against llama.cpp on the same file.
- * The engines agree to ~1e-6 relative on this model's weights without activation rounding
- * (the test above), so everything below is the numerics of the
- * quantized matmuls: both round activations to 8 bits (llama.cpp's q8_1 / q8_0 blocks with
- * fp16 scales, ours tw_block_q8a with float scales; our prefill of >= 16 tokens uses exact
- * dequantized sgemm), and this model's outlier activations amplify that rounding: llama.cpp
- * itself moves by 0.14-0.44 x the logit std between the Q4_1 file and its F32 dequant-
- * ization, and tiny float reorderings on our side move single logits by up to 0.3 std.
- * Checked: max |diff| over 64 top + 256 probe ids <= 0.5 x the logit std (measured
- * 0.10-0.30), rms diff <= 0.2 x std (measured 0.03-0.12), equal arg max, >= 3 of the top 5
- * shared (measured 4-5). */
-Test(llama, smollm2_matches_llama_cpp, .timeout = 600)
+/* Free-running greedy completion (tw_generate, default sampler = arg max) of a fixture
+ * chat case with model m and a fresh F16 cache; the number of leading tokens equal to
+ * want[0..nw) goes to *same, the generated text to text (owned). */
+static size_t greedy_same(tw_llama *m, const tw_tokenizer *tok, const int32_t *prompt, size_t n, const int32_t *want,
+                          size_t nw, int32_t max_tokens, size_t *n_ours, char **text)
+{
+    tw_kv *kv = new_kv(m, 256, 1, TW_KV_F16);
+    tw_gen_params gp = tw_gen_default_params();
+    gp.max_tokens = max_tokens;
+    tw_gen_result res;
+    tw_error err;
+    cr_assert_eq(tw_generate(m, kv, 0, tok, prompt, (int32_t)n, &gp, &res, &err), TW_OK, "%s", err.msg);
+    size_t same = 0;
+    while (same < nw && same < res.ids.n && res.ids.v[same] == want[same]) same++;
+    *n_ours = res.ids.n;
+    *text = strdup(res.text.data ? res.text.data : "");
+    tw_gen_result_free(&res);
+    tw_kv_free(kv);
+    return same;
+}
+
+/* SmolLM2-135M-Instruct Q4_1 against llama.cpp on the same file, both with an F16 cache,
+ * with the given matmul mode: next-token logits of the fixture prompts listed in prompts
+ * (of 3 raw + 2 chat; 64 top + 256 probe ids each; max |diff| <= logit_tol, returned in
+ * *md_prompts; arg max must agree) and free-running greedy chat completions (tw_generate,
+ * default sampler = arg max) of the fixture cases listed in cases (lists end with -1;
+ * NULL: all). strict: each completion must equal llama.cpp's token for token (EOS
+ * included); else up to llama.cpp's first close call (its top-2 margin < 0.75).
+ * *n_identical counts the completions equal in full, *n_cases those run. */
+static bool listed(const int *list, size_t i)
+{
+    if (!list) return true;
+    for (; *list >= 0; list++)
+        if ((size_t)*list == i) return true;
+    return false;
+}
+
+static void smollm2_run(tw_matmul_mode mode, const int *prompts, const int *cases, double logit_tol, bool strict,
+                        double *md_prompts, int *n_identical, int *n_cases)
 {
     json_t *fx = load_json(LDIR "smollm2.json");
     tw_llama_params lp = tw_llama_default_params();
+    lp.matmul = mode;
     tw_llama *m = open_model(smollm2_path(), &lp);
     tw_tokenizer *tok = NULL;
     tw_error err;
@@ -599,7 +628,9 @@ Test(llama, smollm2_matches_llama_cpp, .timeout = 600)
     float *lg = malloc((size_t)V * sizeof *lg);
     size_t i;
     json_t *cs;
+    *md_prompts = 0;
     json_array_foreach(json_object_get(fx, "logits"), i, cs) {
+        if (!listed(prompts, i)) continue;
         const char *text = json_string_value(json_object_get(cs, "text"));
         bool chat = strcmp(json_string_value(json_object_get(cs, "kind")), "chat") == 0;
         size_t n, nt;
@@ -612,103 +643,138 @@ Test(llama, smollm2_matches_llama_cpp, .timeout = 600)
         forward(m, kv, 0, want_tok, NULL, (int32_t)n, TW_LOGITS_LAST, lg);
         int32_t *top = json_ids(json_object_get(cs, "top_ids"), &nt);
         json_t *tl = json_object_get(cs, "top_logits"), *pl = json_object_get(cs, "probe_logits");
-        double sd = json_real_value(json_object_get(cs, "std")), md = 0, ss = 0;
+        double md = 0;
         for (size_t k = 0; k < nt + np; k++) {
             double d = k < nt ? lg[top[k]] - json_real_value(json_array_get(tl, k))
                               : lg[probe[k - nt]] - json_real_value(json_array_get(pl, k - nt));
             md = fmax(md, fabs(d));
-            ss += d * d;
         }
-        double rms = sqrt(ss / (double)(nt + np));
-        /* our top 5 */
-        int32_t mine[5];
-        for (int r = 0; r < 5; r++) {
-            int32_t b = -1;
-            for (int32_t v = 0; v < V; v++) {
-                bool used = false;
-                for (int q = 0; q < r; q++) used |= mine[q] == v;
-                if (!used && (b < 0 || lg[v] > lg[b])) b = v;
-            }
-            mine[r] = b;
-        }
-        int shared = 0;
-        for (int r = 0; r < 5; r++)
-            for (int q = 0; q < 5; q++) shared += mine[r] == top[q];
-        cr_log_info("smollm2 %s '%.30s': max |diff| %.4f = %.4f std, rms %.4f std; top-1 %d/%d; top-5 shared %d",
-                    chat ? "chat" : "raw", text, md, md / sd, rms / sd, mine[0], top[0], shared);
-        cr_expect_leq(md / sd, 0.5, "'%s': max |logit diff| %.4f is %.3f x the std %.3f", text, md, md / sd, sd);
-        cr_expect_leq(rms / sd, 0.2, "'%s': rms logit diff is %.3f x the std %.3f", text, rms / sd, sd);
-        cr_expect_eq(mine[0], top[0], "'%s': arg max %d, llama.cpp %d", text, mine[0], top[0]);
-        cr_expect_geq(shared, 3, "'%s': only %d of the top 5 shared", text, shared);
+        *md_prompts = fmax(*md_prompts, md);
+        cr_log_info("smollm2 (matmul mode %d) %s '%.24s': max |logit diff| %.3g over %zu ids", (int)mode,
+                    chat ? "chat" : "raw", text, md, nt + np);
+        cr_expect_leq(md, logit_tol, "'%s': max |logit diff| %.4g > %.4g", text, md, logit_tol);
+        cr_expect_eq(tw_argmax(lg, V), top[0], "'%s': arg max", text);
         tw_kv_free(kv);
         tw_tok_ids_free(&ids);
         free(want_tok);
         free(top);
     }
-    /* Greedy chat completions. llama.cpp's own decisions are sometimes a hair apart (its
-     * top-2 logit margin, recorded per step, drops to 0.0007 in these completions), far
-     * below the +-0.5 logit spread of two valid 8-bit activation roundings, so "identical
-     * for 32 tokens" is only meaningful where the reference's decision is not a coin toss:
-     *  - teacher-forced: feeding llama.cpp's tokens, our arg max equals llama.cpp's token
-     *    at every step whose llama.cpp margin is >= MARGIN (steps below it are counted);
-     *  - free-running: tw_generate's tokens equal llama.cpp's up to the first step whose
-     *    margin is < MARGIN. */
-    const double MARGIN = 0.75;   /* > the worst margin error measured on decisive steps, 0.67 */
-    int total = 0, checked = 0, agree_close = 0;
-    double worst_margin_err = 0;
+    *n_identical = *n_cases = 0;
     json_array_foreach(json_object_get(fx, "greedy"), i, cs) {
+        if (!listed(cases, i)) continue;
         const char *user = json_string_value(json_object_get(cs, "user"));
-        size_t n, ng, nm;
+        size_t n, ng, n_ours;
         int32_t *want_tok = json_ids(json_object_get(cs, "tokens"), &n);
         int32_t *want_gen = json_ids(json_object_get(cs, "greedy"), &ng);
         json_t *margins = json_object_get(cs, "margins");
-        nm = json_array_size(margins);
-        cr_assert_eq(nm, ng);
-        tw_kv *kv = new_kv(m, 256, 1, TW_KV_F16);
-        forward(m, kv, 0, want_tok, NULL, (int32_t)n, TW_LOGITS_LAST, lg);
-        size_t first_close = ng;
-        for (size_t j = 0; j < ng; j++) {
-            double mg = json_real_value(json_array_get(margins, j));
-            int32_t mine = tw_argmax(lg, V);
-            float second = -INFINITY;
-            for (int32_t v = 0; v < V; v++)
-                if (v != want_gen[j] && lg[v] > second) second = lg[v];
-            double my_margin = (double)lg[want_gen[j]] - second;   /* negative when we disagree */
-            total++;
-            if (mg >= MARGIN) {
-                checked++;
-                worst_margin_err = fmax(worst_margin_err, fabs(my_margin - mg));
-                cr_expect_eq(mine, want_gen[j], "'%s' step %zu: arg max %d, llama.cpp %d (its margin %.3f, ours %.3f)", user,
-                             j, mine, want_gen[j], mg, my_margin);
-            } else {
-                if (first_close == ng) first_close = j;
-                agree_close += mine == want_gen[j];
-            }
-            if (j + 1 < ng) forward(m, kv, 0, &want_gen[j], NULL, 1, TW_LOGITS_LAST, lg);
-        }
-        tw_kv_seq_clear(kv, 0);
-        tw_gen_params gp = tw_gen_default_params();
-        gp.max_tokens = (int32_t)json_integer_value(json_object_get(fx, "n_greedy"));
-        tw_gen_result res;
-        cr_assert_eq(tw_generate(m, kv, 0, tok, want_tok, (int32_t)n, &gp, &res, &err), TW_OK, "%s", err.msg);
-        size_t same = 0;
-        while (same < ng && same < res.ids.n && res.ids.v[same] == want_gen[same]) same++;
-        cr_log_info("smollm2 chat '%s': free-running greedy equal for %zu/%zu tokens (first llama.cpp margin < %.2f at "
-                    "step %zu): '%s'", user, same, ng, MARGIN, first_close, res.text.data ? res.text.data : "");
-        cr_expect_geq(same, first_close, "'%s': greedy diverges from llama.cpp at token %zu, before its first close call "
-                      "(step %zu): '%s' vs '%s'", user, same, first_close, res.text.data ? res.text.data : "",
-                      json_string_value(json_object_get(cs, "text")));
-        tw_gen_result_free(&res);
-        tw_kv_free(kv);
+        double minm = INFINITY;
+        for (size_t j = 0; j < ng; j++) minm = fmin(minm, json_real_value(json_array_get(margins, j)));
+        char *text = NULL;
+        size_t same = greedy_same(m, tok, want_tok, n, want_gen, ng,
+                                  (int32_t)json_integer_value(json_object_get(fx, "n_greedy")), &n_ours, &text);
+        bool ok = same == ng && n_ours == ng;
+        size_t first_close = ng;   /* first step where llama.cpp's own top-2 margin < 0.75 */
+        for (size_t j = 0; j < ng && first_close == ng; j++)
+            if (json_real_value(json_array_get(margins, j)) < 0.75) first_close = j;
+        cr_log_info("smollm2 (matmul mode %d) chat '%s': greedy identical for %zu/%zu tokens (llama.cpp's smallest "
+                    "top-2 margin %.4f, first below 0.75 at step %zu)", (int)mode, user, same, ng, minm, first_close);
+        if (strict)
+            cr_expect(ok, "'%s': greedy diverges from llama.cpp at token %zu (%zu generated, llama.cpp %zu): '%s' vs '%s'",
+                      user, same, n_ours, ng, text, json_string_value(json_object_get(cs, "text")));
+        else
+            cr_expect_geq(same, first_close, "'%s': greedy diverges from llama.cpp at token %zu, before its first close "
+                          "call (step %zu): '%s' vs '%s'", user, same, first_close, text,
+                          json_string_value(json_object_get(cs, "text")));
+        *n_identical += ok;
+        (*n_cases)++;
+        free(text);
         free(want_tok);
         free(want_gen);
     }
-    cr_log_info("smollm2 teacher-forced greedy: %d steps, %d with llama.cpp margin >= %.2f all equal (worst margin error "
-                "%.3f); %d of the %d close calls equal anyway", total, checked, MARGIN, worst_margin_err, agree_close,
-                total - checked);
-    cr_expect_geq(checked, total / 2, "at least half the steps are checked (%d of %d)", checked, total);
     free(lg);
     free(probe);
+    tw_tokenizer_free(tok);
+    tw_llama_free(m);
+    json_decref(fx);
+}
+
+/* The numerics spec, bit for bit: the ggml emulations of an F16 cache (llama.c) with
+ * TW_MATMUL_GGML_Q8, activations rounded as ggml's q8_1 / q8_0 blocks and summed in ggml's
+ * lanes. Every tensor of the prompt forward is then bit-identical to llama.cpp's (checked
+ * layer by layer with tests/ref/llama_numerics_diag.c's traces), the logits too: measured
+ * max |diff| 0 on the 5 prompts and on all 224 steps of the 6 completions (teacher-forced),
+ * all 6 completions identical. Because this scalar mode takes ~0.1 s per token (minutes
+ * under ASan), the test runs the 3 raw prompts and the completion with llama.cpp's closest
+ * calls ("How do I boil an egg?": top-2 margins 0.0007, 0.007, 0.009); tolerance 1e-4
+ * leaves room only for a libm whose cosf / sinf / powf round differently in the last place. */
+Test(llama, smollm2_ggml_q8_matches_llama_cpp_bit_for_bit, .timeout = 600)
+{
+    const int prompts[] = {0, 1, 2, -1}, cases[] = {2, -1};
+    double md;
+    int ident, n;
+    smollm2_run(TW_MATMUL_GGML_Q8, prompts, cases, 1e-4, true, &md, &ident, &n);
+    cr_expect_eq(n, 1, "fixture case missing: rerun tests/ref/gen_llama_fixtures.py --llamacpp");
+    cr_log_info("smollm2 ggml q8 path: max |logit diff| %.3g on the prompts, %d/%d completions identical", md, ident, n);
+}
+
+/* The production path (TW_MATMUL_FAST: kernels.c's 8-bit matmuls, the batched GEMM for
+ * prefill) with the same emulations. kernels.c rounds activations as ggml does but, when
+ * this was written, summed the block products in its own float order; SmolLM2's outlier
+ * activations and the fp16 / int8 roundings amplify such last-bit differences (measured
+ * 0.4-0.6 logit on the prompts), so llama.cpp's closest calls (top-2 margins down to
+ * 0.0007) go either way. Checked here: prompt logits within 0.5 x the logit std (~1.7;
+ * measured <= 0.56) with the same arg max, and each free-running completion (6 prompts)
+ * equal to llama.cpp's up to the first step where llama.cpp's own top-2 margin is below
+ * 0.75 (above the noise measured on this path); the identical ones are counted (2 of 6
+ * at the time of writing). Token-for-token identity holds once kernels.c sums
+ * as TW_MATMUL_GGML_Q8 does (the test above); then pass strict = true here. */
+Test(llama, smollm2_matches_llama_cpp, .timeout = 600)
+{
+    double md;
+    int ident, n;
+    smollm2_run(TW_MATMUL_FAST, NULL, NULL, 1.7, false, &md, &ident, &n);
+    cr_expect_eq(n, 6, "fixture: 6 greedy chat cases expected");
+    cr_log_info("smollm2 production path: max |logit diff| %.3g on the prompts, %d/%d completions identical", md, ident,
+                n);
+}
+
+/* The ggml emulations on their own, independent of the 8-bit matmuls: llama.cpp on the F32
+ * dequantization of the file (f16 cache) against TW_MATMUL_GGML_FLOAT (the same float
+ * products summed in ggml's f32 orders) on the Q4_1 file: the whole computation is then
+ * the same to the last bit (checked tensor by tensor with tests/ref/llama_numerics_diag.py;
+ * logits equal on all 168 teacher-forced steps of 6 completions), so greedy completions are
+ * identical token for token; the fixture's second case (39 tokens) is identical too but
+ * left out for time. */
+Test(llama, smollm2_ggml_float_greedy_matches_llama_cpp_f32, .timeout = 600)
+{
+    json_t *fx = load_json(LDIR "smollm2.json");
+    tw_llama_params lp = tw_llama_default_params();
+    lp.matmul = TW_MATMUL_GGML_FLOAT;
+    tw_llama *m = open_model(smollm2_path(), &lp);
+    tw_tokenizer *tok = NULL;
+    tw_error err;
+    cr_assert_eq(tw_tokenizer_from_gguf(&tok, tw_model_files_gguf(tw_llama_files(m)), &err), TW_OK, "%s", err.msg);
+    size_t i, checked = 0;
+    json_t *cs;
+    json_array_foreach(json_object_get(fx, "greedy"), i, cs) {
+        json_t *f = json_object_get(cs, "f32_dequant");
+        if (!f || i > 0) continue;   /* the first (8 tokens to EOS): ~0.1 s a token, minutes under ASan */
+        const char *user = json_string_value(json_object_get(cs, "user"));
+        size_t n, ng, n_ours;
+        int32_t *want_tok = json_ids(json_object_get(cs, "tokens"), &n);
+        int32_t *want_gen = json_ids(json_object_get(f, "greedy"), &ng);
+        char *text = NULL;
+        size_t same = greedy_same(m, tok, want_tok, n, want_gen, ng,
+                                  (int32_t)json_integer_value(json_object_get(fx, "n_greedy")), &n_ours, &text);
+        cr_log_info("smollm2 F32 dequant, ggml float order, '%s': greedy identical for %zu/%zu tokens", user, same, ng);
+        cr_expect(same == ng && n_ours == ng, "'%s': greedy diverges from llama.cpp (F32 dequantization) at token %zu "
+                  "(%zu generated, llama.cpp %zu): '%s'", user, same, n_ours, ng, text);
+        free(text);
+        free(want_tok);
+        free(want_gen);
+        checked++;
+    }
+    cr_expect_eq(checked, 1, "fixture without f32_dequant greedy cases: rerun tests/ref/gen_llama_fixtures.py --llamacpp");
     tw_tokenizer_free(tok);
     tw_llama_free(m);
     json_decref(fx);

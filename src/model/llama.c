@@ -17,6 +17,12 @@
  * invariant to a permutation applied to both q and k within a head, so using that RoPE
  * on the raw rows is exact: no tensor is permuted at load.
  *
+ * Numerics: with an F32 KV cache the plain float path; with an F16 cache (llama.cpp's
+ * default) each op rounds as llama.cpp's CPU backend does (the "llama.cpp's CPU numerics"
+ * section below, docs/inference.md "Matching llama.cpp"), so that greedy decoding agrees
+ * with llama.cpp token for token. Two diagnostic matmul modes (TW_MATMUL_GGML_FLOAT /
+ * _GGML_Q8) sum as ggml's kernels do; they are the reference for kernels.c, not fast.
+ *
  * Deliberately not here: kernels (kernels.c), the cache's bookkeeping (kv.c), sampling
  * (sample.c), the generation / scoring loops (generate.c). */
 #include "model/llama.h"
@@ -28,7 +34,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TW_LLAMA_MAX_HEAD_DIM 512    /* attention's stack rows; real models use <= 256 */
+#define TW_LLAMA_MAX_HEAD_DIM 512
+#define TRACE(nm, l, x, r, c) \
+    do {                                                                       \
+        if (m->trace) m->trace(m->trace_user, (nm), (l), (x), (r), (c));       \
+    } while (0)    /* attention's stack rows; real models use <= 256 */
 
 typedef struct wref {
     const void *data;
@@ -71,6 +81,9 @@ struct tw_llama {
     /* attention scratch (ensure_attn), for caches of up to attn_cap cells */
     float *attn_buf, *att_k, *att_v, *att_s, *att_q, *att_o;
     int32_t attn_cap;
+    unsigned ggml;   /* TW_LLAMA_GGML_* emulations used with an F16 cache */
+    tw_llama_trace_fn trace;
+    void *trace_user;
 };
 
 tw_llama_params tw_llama_default_params(void)
@@ -83,6 +96,12 @@ const tw_model_files *tw_llama_files(const tw_llama *m) { return m->mf; }
 int32_t tw_llama_n_vocab(const tw_llama *m) { return m->cfg.n_vocab; }
 uint64_t tw_llama_arena_bytes(const tw_llama *m) { return (uint64_t)m->arena_floats * sizeof(float); }
 void tw_llama_set_threads(tw_llama *m, int n_threads) { m->p.n_threads = n_threads; }
+void tw_llama_set_ggml_numerics(tw_llama *m, unsigned mask) { m->ggml = mask & TW_LLAMA_GGML_ALL; }
+void tw_llama_set_trace(tw_llama *m, tw_llama_trace_fn fn, void *user)
+{
+    m->trace = fn;
+    m->trace_user = user;
+}
 
 void tw_llama_free(tw_llama *m)
 {
@@ -248,7 +267,7 @@ tw_status tw_llama_new(tw_llama **out, const tw_model_files *mf, const tw_llama_
         tw_llama_free(m);
         return tw_error_set(err, TW_ERR_INVALID, "max batch %d not in 1..%d", m->p.max_batch, 1 << 20);
     }
-    if ((unsigned)m->p.matmul > TW_MATMUL_REF) {
+    if ((unsigned)m->p.matmul > TW_MATMUL_GGML_Q8) {
         tw_llama_free(m);
         return tw_error_set(err, TW_ERR_INVALID, "unknown matmul mode %d", (int)m->p.matmul);
     }
@@ -263,6 +282,7 @@ tw_status tw_llama_new(tw_llama **out, const tw_model_files *mf, const tw_llama_
                             TW_LLAMA_MAX_HEAD_DIM);
     }
     m->freq_scale = c->rope_scaling == TW_ROPE_SCALING_LINEAR ? 1.0f / c->rope_scale : 1.0f;
+    m->ggml = TW_LLAMA_GGML_ALL;
     m->layers = calloc((size_t)c->n_layer, sizeof *m->layers);
     if (!m->layers) {
         tw_llama_free(m);
@@ -306,14 +326,421 @@ tw_status tw_llama_open(tw_llama **out, const char *path, const tw_llama_params 
 
 static int n_threads(const tw_llama *m) { return m->p.n_threads > 0 ? m->p.n_threads : omp_get_max_threads(); }
 
-/* out (B, w.rows) = x (B, w.cols) · W^T */
-static void mm(const tw_llama *m, float *out, const float *x, const wref *w, int64_t B)
+/* ---- llama.cpp's CPU numerics (used with an F16 cache) --------------------------------
+ * With an F16 KV cache the forward pass follows, operation by operation, what ggml's CPU
+ * backend computes for the same graph (llama.cpp src/models/llama.cpp +
+ * llm_graph_context::build_attn_mha without flash attention, ggml-cpu ops.cpp / vec.cpp /
+ * llamafile sgemm.cpp, as built with AVX-512 and GCC: docs/inference.md, "Matching
+ * llama.cpp"), so that greedy decoding picks the same tokens even where llama.cpp's own
+ * top-2 margin is a few thousandths of a logit. Each piece can be switched off for
+ * diagnostics (tw_llama_set_ggml_numerics). With an F32 cache the exact float path above
+ * runs unchanged. The weight matmuls are tw_matmul's (kernels.c) either way. */
+
+/* ggml's vectorized exp (vec.h ggml_v_expf, AVX-512 flavour, after ARM's optimized-routines
+ * expf) one lane at a time: n = round(x / ln 2) by the 1.5 * 2^23 shift trick, b = x - n ln 2
+ * in two fused steps, a degree-5 polynomial in b, scaled by 2^n; |n| > 192 saturates to 0
+ * or inf (exp(-inf) = 0, as the masked attention scores need). Max error ~1.5 ulp; what
+ * matters here is that it rounds exactly as ggml's does. */
+#define GGML_EXPF_BODY(FMA)                                                                     \
+    {                                                                                           \
+        const float r = 0x1.8p23f;                                                              \
+        const float z = FMA(x, 0x1.715476p+0f, r);                                              \
+        const float n = z - r;                                                                  \
+        const float b = FMA(-n, 0x1.7f7d1cp-20f, FMA(-n, 0x1.62e4p-1f, x));                     \
+        if (!(fabsf(n) <= 192.0f)) return isnan(n) ? n : n <= 0.0f ? 0.0f : INFINITY;          \
+        const float u = b * b;                                                                  \
+        const float j = FMA(FMA(FMA(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, FMA(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), \
+                            u, FMA(0x1.ffffecp-1f, b, 1.0f));                                   \
+        return ldexpf(j, (int)n); /* = _mm512_scalef_ps(j, n): n is integral here */           \
+    }
+/* Two copies: libm's fmaf, and the FMA instruction where the CPU has it (same results;
+ * the instruction is ~20x faster than the call). */
+static float ggml_expf_sw(float x) GGML_EXPF_BODY(fmaf)
+#if defined(__x86_64__) && defined(__GNUC__)
+#define TW_HAVE_FMA_CLONES 1
+__attribute__((target("fma"))) static inline float ggml_expf_hw(float x) GGML_EXPF_BODY(__builtin_fmaf)
+#endif
+
+/* e[i] = ggml_expf(x[i] - sub) for n elements */
+#if TW_HAVE_FMA_CLONES
+__attribute__((target("fma"))) static void expf_sub_hw(float *e, const float *x, float sub, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) e[i] = ggml_expf_hw(x[i] - sub);
+}
+#endif
+static void expf_sub(float *e, const float *x, float sub, int64_t n)
+{
+#if TW_HAVE_FMA_CLONES
+    if (tw_cpu_features()->fma) {
+        expf_sub_hw(e, x, sub, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) e[i] = ggml_expf_sw(x[i] - sub);
+}
+
+/* The horizontal sum of 16 float lanes in the order GCC's _mm512_reduce_add_ps adds them
+ * (upper and lower halves, then quarters, then pairs). */
+static float reduce16(const float *v)
+{
+    float t[8], u[4];
+    for (int i = 0; i < 8; i++) t[i] = v[8 + i] + v[i];
+    for (int i = 0; i < 4; i++) u[i] = t[4 + i] + t[i];
+    return (u[0] + u[2]) + (u[1] + u[3]);
+}
+
+/* A dot product of fp16-valued floats (every product is exact in float, so only the order
+ * of the additions matters) in one of ggml's two orders:
+ *  - tinyblas: a batch of >= 2 query rows goes through llamafile's tinyBLAS when the inner
+ *    size is a multiple of 16: 16 lanes, lane t summing elements t, t+16, t+32, ... in
+ *    turn, then reduce16;
+ *  - otherwise ggml_vec_dot_f16: 4 accumulators of 16 lanes stepping by 64, folded
+ *    (0+2) + (1+3), reduce16, then the n % 64 leftovers added one by one in double.
+ * ggml runs the score product over the cache's n_kv cells (a multiple of 256); the cells
+ * past the sequence hold zeros there, so callers pad with zeros to a multiple of 64. */
+static float dot_ggml(const float *a, const float *b, int64_t n, bool tinyblas)
+{
+    if (tinyblas) {
+        float acc[16] = {0};
+        for (int64_t l = 0; l < n; l += 16)
+            for (int t = 0; t < 16; t++) acc[t] += a[l + t] * b[l + t];
+        return reduce16(acc);
+    }
+    float acc[4][16] = {{0}};
+    const int64_t np = n & ~(int64_t)63;
+    for (int64_t i = 0; i < np; i += 16) {
+        float *s = acc[(i / 16) % 4];
+        for (int t = 0; t < 16; t++) s[t] += a[i + t] * b[i + t];
+    }
+    for (int t = 0; t < 16; t++) acc[0][t] = (acc[0][t] + acc[2][t]) + (acc[1][t] + acc[3][t]);
+    double sum = (double)reduce16(acc[0]);
+    for (int64_t i = np; i < n; i++) sum += (double)(a[i] * b[i]);
+    return (float)sum;
+}
+
+/* ggml_compute_forward_rms_norm_f32 (+ the weight multiply): the sum of squares in double
+ * (each square rounded to float first), the mean rounded to float, scale = 1 / sqrtf. */
+static void rmsnorm_ggml(float *out, const float *x, const float *w, int64_t n, float eps)
+{
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    for (int64_t i = 0; i < n; i++) out[i] = w ? x[i] * scale * w[i] : x[i] * scale;
+}
+
+/* ggml_rope_cache_init without YaRN: theta starts at the position and is multiplied in
+ * float by powf(base, -2 / n_rot) once per pair, so the error grows along the head as
+ * ggml's does; cosf / sinf in float. */
+static void rope_table_ggml(float *cs, int64_t n_rot, int64_t pos, float base, float freq_scale, const float *ff)
+{
+    const float theta_scale = powf(base, -2.0f / (float)n_rot);
+    float theta = (float)pos;
+    for (int64_t i = 0; i < n_rot / 2; i++) {
+        const float th = freq_scale * (theta / (ff ? ff[i] : 1.0f));
+        cs[2 * i] = cosf(th);
+        cs[2 * i + 1] = sinf(th);
+        theta *= theta_scale;
+    }
+}
+
+/* ggml's rotate_pairs as GCC compiles it (C++, contraction on): the first product of
+ * each output fused with the rounded second one, a c - b s -> fma(a, c, -(b s)) and
+ * a s + b c -> fma(a, s, b c) (found bit-exact against llama.cpp's Qcur / Kcur tensors).
+ * x (n_heads, head_dim) in place, table as tw_rope_table. */
+static void rope_apply_ggml(float *x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float *cs, int mode)
+{
+    const int64_t half = n_rot / 2;
+    for (int64_t h = 0; h < n_heads; h++) {
+        float *v = x + h * head_dim;
+        for (int64_t i = 0; i < half; i++) {
+            const int64_t i0 = mode == 2 ? i : 2 * i, i1 = mode == 2 ? i + half : 2 * i + 1;
+            const float c = cs[2 * i], s = cs[2 * i + 1];
+            const float a = v[i0], b = v[i1];
+            v[i0] = fmaf(a, c, -(b * s));
+            v[i1] = fmaf(a, s, b * c);
+        }
+    }
+}
+
+/* ggml_vec_swiglu_f32: silu(g) = g / (1 + ggml_expf(-g)), times up. out may alias. */
+#if TW_HAVE_FMA_CLONES
+__attribute__((target("fma"))) static void swiglu_ggml_hw(float *out, const float *gate, const float *up, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        out[i] = g / (1.0f + ggml_expf_hw(0.0f - g)) * up[i];
+    }
+}
+#endif
+static void swiglu_ggml(float *out, const float *gate, const float *up, int64_t n)
+{
+#if TW_HAVE_FMA_CLONES
+    if (tw_cpu_features()->fma) {
+        swiglu_ggml_hw(out, gate, up, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        out[i] = g / (1.0f + ggml_expf_sw(0.0f - g)) * up[i];
+    }
+}
+
+/* One query row of attention as ggml computes it without flash attention over an F16
+ * cache: q rounded to fp16; s_j = q·k_j; w_j = s_j * scale, -inf where masked; softmax as
+ * ggml_compute_forward_soft_max_f32: e_j = ggml_expf(w_j - max), summed in double over
+ * float partial sums of 16 cells, times (float)(1 / sum); the probabilities rounded to
+ * fp16; out_d = p·v_d. batched: the row is one of >= 2 in the forward call (tinyBLAS).
+ * q (D); Kc (n, D) and Vt (D, n64) fp16 values as floats, Vt zero past n (n64 = n rounded
+ * up to 64); cell j is visible when its position cpos[cells[j]] <= qp; s (n64), qh (D):
+ * scratch. */
+static void attn_row_ggml(float *out, const float *q, const float *Kc, const float *Vt, const int32_t *cells,
+                          const int32_t *cpos, int32_t qp, int64_t n, int64_t n64, int64_t D, float scale, bool batched,
+                          float *s, float *qh)
+{
+    for (int64_t d = 0; d < D; d++) qh[d] = tw_fp16_to_fp32(tw_fp32_to_fp16(q[d]));
+    const bool tb_qk = batched && D % 16 == 0, tb_pv = batched && D % 4 == 0;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; j++) {
+        s[j] = cpos[cells[j]] > qp ? -INFINITY : dot_ggml(qh, Kc + j * D, D, tb_qk) * scale;
+        if (s[j] > mx) mx = s[j];
+    }
+    double sum = 0.0;
+    for (int64_t j0 = 0; j0 < n64; j0 += 16) {
+        float e[16] = {0};
+        if (j0 < n) expf_sub(e, s + j0, mx, n - j0 < 16 ? n - j0 : 16);
+        for (int64_t t = 0; t < 16; t++) s[j0 + t] = e[t];
+        sum += (double)reduce16(e);
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t j = 0; j < n; j++) s[j] = tw_fp16_to_fp32(tw_fp32_to_fp16(s[j] * inv));
+    for (int64_t d = 0; d < D; d++) out[d] = dot_ggml(s, Vt + d * n64, n64, tb_pv);
+}
+
+/* ggml's f32 dot products (TW_MATMUL_GGML_FLOAT): lanes as dot_ggml, but the products
+ * are rounded, so each step is a fused multiply-add as in the vector code. Two copies of
+ * one body: with the FMA instruction where the CPU has it, else libm's fmaf. */
+#define DOT_GGML_F32_BODY(FMA)                                                                  \
+    {                                                                                           \
+        if (tinyblas) {                                                                         \
+            float acc[16] = {0};                                                                \
+            for (int64_t l = 0; l < n; l += 16)                                                 \
+                for (int t = 0; t < 16; t++) acc[t] = FMA(a[l + t], b[l + t], acc[t]);          \
+            return reduce16(acc);                                                               \
+        }                                                                                       \
+        float acc[4][16] = {{0}};                                                               \
+        const int64_t np = n & ~(int64_t)63;                                                    \
+        for (int64_t i = 0; i < np; i += 64)                                                    \
+            for (int j = 0; j < 4; j++)                                                         \
+                for (int t = 0; t < 16; t++)                                                    \
+                    acc[j][t] = FMA(a[i + 16 * j + t], b[i + 16 * j + t], acc[j][t]);           \
+        for (int t = 0; t < 16; t++) acc[0][t] = (acc[0][t] + acc[2][t]) + (acc[1][t] + acc[3][t]); \
+        float sum = reduce16(acc[0]);                                                           \
+        for (int64_t i = np; i < n; i++) sum = FMA(a[i], b[i], sum);                            \
+        return sum;                                                                             \
+    }
+static float dot_ggml_f32_sw(const float *a, const float *b, int64_t n, bool tinyblas) DOT_GGML_F32_BODY(fmaf)
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) static float dot_ggml_f32_hw(const float *a, const float *b, int64_t n,
+                                                                  bool tinyblas) DOT_GGML_F32_BODY(__builtin_fmaf)
+#endif
+
+/* rows: how many rows llama.cpp's graph multiplies at once (>= 2: tinyBLAS), which for the
+ * output layer is the whole chunk even when only its last row is wanted here (llama.cpp
+ * computing every position's logits, as the fixtures' logits_all does). */
+typedef struct ggml_mm_job {
+    float *out;
+    const float *x;
+    const wref *w;
+    int64_t B;
+    bool tb;
+    float (*dot)(const float *, const float *, int64_t, bool);
+    float *rows;   /* one dequantized weight row per slot */
+} ggml_mm_job;
+
+#define GGML_MM_CHUNK 16   /* weight rows per chunk */
+
+static void ggml_mm_chunk(void *arg, int64_t chunk, int slot)
+{
+    const ggml_mm_job *j = arg;
+    const int64_t R = j->w->rows, C = j->w->cols;
+    float *row = j->rows + (size_t)slot * (size_t)C;
+    for (int64_t r = chunk * GGML_MM_CHUNK; r < R && r < (chunk + 1) * GGML_MM_CHUNK; r++) {
+        tw_get_row(row, j->w->data, j->w->type, r, C);   /* = tw_dequantize_row, vectorized */
+        for (int64_t b = 0; b < j->B; b++) j->out[b * R + r] = j->dot(row, j->x + b * C, C, j->tb);
+    }
+}
+
+static void matmul_ggml_float(float *out, const float *x, const wref *w, int64_t B, int64_t rows, int nt)
+{
+    const int64_t R = w->rows, C = w->cols;
+    ggml_mm_job j = {.out = out, .x = x, .w = w, .B = B, .tb = rows >= 2 && R % 4 == 0 && C % 16 == 0,
+                     .dot = dot_ggml_f32_sw};
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (tw_cpu_features()->fma && tw_cpu_features()->avx2) j.dot = dot_ggml_f32_hw;
+#endif
+    j.rows = malloc((size_t)nt * (size_t)C * sizeof *j.rows);
+    if (!j.rows) {
+        nt = 1;
+        j.rows = malloc((size_t)C * sizeof *j.rows);
+        if (!j.rows) {   /* the diagnostic mode has no allocation-free fallback */
+            for (int64_t i = 0; i < B * R; i++) out[i] = NAN;
+            return;
+        }
+    }
+    tw_parallel_for((R + GGML_MM_CHUNK - 1) / GGML_MM_CHUNK, nt, ggml_mm_chunk, &j);
+    free(j.rows);
+}
+
+/* ---- TW_MATMUL_GGML_Q8 (diagnostics): ggml's 8-bit activation path, one row at a time ----
+ * quantize_row_q8_0 / q8_1 (arch/x86 quants.c, AVX2): per 32 elements amax, d = amax / 127
+ * stored as fp16, q = nearest-even(x * (127 / amax)) (the float d, not the stored one), for
+ * q8_1 also s = fp16(d * sum q); dot products as ggml_vec_dot_q4_1_q8_1 / q8_0_q8_0: eight
+ * int32 lanes of 4-element sums per block, acc_k = fma(d_w d_x, lane_k, acc_k), summed as
+ * hsum_float_8, plus (Q4_1) sum over blocks of fma(m_w, s_x, .). Only Q4_1 and Q8_0
+ * weights (SmolLM2's); others fall back to tw_matmul. For checking kernels.c against
+ * ggml (tests/ref/llama_numerics_diag.py); not a production path. */
+typedef struct q8g {
+    uint16_t d, s;
+    int8_t qs[32];
+} q8g;
+
+static void quantize_q8_ggml(q8g *y, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.f, id = amax != 0.0f ? 127.f / amax : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            y[i].qs[j] = (int8_t)(int)nearbyintf(x[j] * id);
+            sum += y[i].qs[j];
+        }
+        y[i].d = tw_fp32_to_fp16(d);
+        y[i].s = tw_fp32_to_fp16(d * (float)sum);
+    }
+}
+
+static float hsum8(const float *a)
+{
+    return ((a[4] + a[0]) + (a[6] + a[2])) + ((a[5] + a[1]) + (a[7] + a[3]));
+}
+
+/* Two copies of each body (FMA: the instruction where the CPU has it, else libm's fmaf). */
+#define DOT_Q4_1_GGML_BODY(FMA)                                                                 \
+    {                                                                                           \
+        float acc[8] = {0}, summs = 0.0f;                                                       \
+        for (int64_t i = 0; i < nb; i++) {                                                      \
+            const float d0 = tw_fp16_to_fp32(w[i].d), d1 = tw_fp16_to_fp32(y[i].d);            \
+            summs = FMA(tw_fp16_to_fp32(w[i].m), tw_fp16_to_fp32(y[i].s), summs);               \
+            const float dd = d0 * d1;                                                           \
+            int8_t q[32];                                                                       \
+            for (int b = 0; b < 16; b++) {                                                      \
+                q[b] = (int8_t)(w[i].qs[b] & 15);                                               \
+                q[b + 16] = (int8_t)(w[i].qs[b] >> 4);                                          \
+            }                                                                                   \
+            for (int k = 0; k < 8; k++) {                                                       \
+                const int lane = q[4 * k] * y[i].qs[4 * k] + q[4 * k + 1] * y[i].qs[4 * k + 1] +    \
+                                 q[4 * k + 2] * y[i].qs[4 * k + 2] + q[4 * k + 3] * y[i].qs[4 * k + 3]; \
+                acc[k] = FMA(dd, (float)lane, acc[k]);                                          \
+            }                                                                                   \
+        }                                                                                       \
+        return hsum8(acc) + summs;                                                              \
+    }
+#define DOT_Q8_0_GGML_BODY(FMA)                                                                 \
+    {                                                                                           \
+        float acc[8] = {0};                                                                     \
+        for (int64_t i = 0; i < nb; i++) {                                                      \
+            const float dd = tw_fp16_to_fp32(w[i].d) * tw_fp16_to_fp32(y[i].d);                 \
+            for (int k = 0; k < 8; k++) {                                                       \
+                const int lane = w[i].qs[4 * k] * y[i].qs[4 * k] + w[i].qs[4 * k + 1] * y[i].qs[4 * k + 1] + \
+                                 w[i].qs[4 * k + 2] * y[i].qs[4 * k + 2] + w[i].qs[4 * k + 3] * y[i].qs[4 * k + 3]; \
+                acc[k] = FMA(dd, (float)lane, acc[k]);                                          \
+            }                                                                                   \
+        }                                                                                       \
+        return hsum8(acc);                                                                      \
+    }
+static float dot_q4_1_ggml_sw(const tw_block_q4_1 *w, const q8g *y, int64_t nb) DOT_Q4_1_GGML_BODY(fmaf)
+static float dot_q8_0_ggml_sw(const tw_block_q8_0 *w, const q8g *y, int64_t nb) DOT_Q8_0_GGML_BODY(fmaf)
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) static float dot_q4_1_ggml_hw(const tw_block_q4_1 *w, const q8g *y,
+                                                                   int64_t nb) DOT_Q4_1_GGML_BODY(__builtin_fmaf)
+__attribute__((target("avx2,fma"))) static float dot_q8_0_ggml_hw(const tw_block_q8_0 *w, const q8g *y,
+                                                                   int64_t nb) DOT_Q8_0_GGML_BODY(__builtin_fmaf)
+#endif
+
+typedef struct q8_job {
+    float *out;
+    const q8g *xa;
+    const wref *w;
+    int64_t B;
+    bool hw;
+} q8_job;
+
+static float q4_1_dot(bool hw, const tw_block_q4_1 *w, const q8g *y, int64_t nb)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (hw) return dot_q4_1_ggml_hw(w, y, nb);
+#endif
+    (void)hw;
+    return dot_q4_1_ggml_sw(w, y, nb);
+}
+
+static float q8_0_dot(bool hw, const tw_block_q8_0 *w, const q8g *y, int64_t nb)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (hw) return dot_q8_0_ggml_hw(w, y, nb);
+#endif
+    (void)hw;
+    return dot_q8_0_ggml_sw(w, y, nb);
+}
+
+static void q8_chunk(void *arg, int64_t chunk, int slot)
+{
+    (void)slot;
+    const q8_job *j = arg;
+    const int64_t R = j->w->rows, nb = j->w->cols / 32;
+    const size_t rb = tw_type_row_bytes(j->w->type, j->w->cols);
+    for (int64_t r = chunk * GGML_MM_CHUNK; r < R && r < (chunk + 1) * GGML_MM_CHUNK; r++) {
+        const void *wr = (const uint8_t *)j->w->data + (size_t)r * rb;
+        for (int64_t b = 0; b < j->B; b++)
+            j->out[b * R + r] = j->w->type == TW_TYPE_Q4_1 ? q4_1_dot(j->hw, wr, j->xa + b * nb, nb)
+                                                           : q8_0_dot(j->hw, wr, j->xa + b * nb, nb);
+    }
+}
+
+static bool matmul_ggml_q8(float *out, const float *x, const wref *w, int64_t B, int nt)
+{
+    if ((w->type != TW_TYPE_Q4_1 && w->type != TW_TYPE_Q8_0) || w->cols % 32) return false;
+    const int64_t nb = w->cols / 32;
+    q8g *xa = malloc((size_t)(B * nb) * sizeof *xa);
+    if (!xa) return false;
+    for (int64_t b = 0; b < B; b++) quantize_q8_ggml(xa + b * nb, x + b * w->cols, w->cols);
+    q8_job j = {.out = out, .xa = xa, .w = w, .B = B, .hw = tw_cpu_features()->fma && tw_cpu_features()->avx2};
+    tw_parallel_for((w->rows + GGML_MM_CHUNK - 1) / GGML_MM_CHUNK, nt, q8_chunk, &j);
+    free(xa);
+    return true;
+}
+
+/* out (B, w.rows) = x (B, w.cols) · W^T; graph_rows: see matmul_ggml_float */
+static void mm_rows(const tw_llama *m, float *out, const float *x, const wref *w, int64_t B, int64_t graph_rows)
 {
     switch (m->p.matmul) {
+    case TW_MATMUL_GGML_FLOAT: matmul_ggml_float(out, x, w, B, graph_rows, n_threads(m)); break;
+    case TW_MATMUL_GGML_Q8:
+        if (!matmul_ggml_q8(out, x, w, B, n_threads(m)))
+            tw_matmul(out, x, w->data, w->type, B, w->rows, w->cols, n_threads(m));
+        break;
     case TW_MATMUL_REF: tw_matmul_ref(out, x, w->data, w->type, B, w->rows, w->cols); break;
     case TW_MATMUL_FLOAT: tw_matmul_float(out, x, w->data, w->type, B, w->rows, w->cols, n_threads(m)); break;
     default: tw_matmul(out, x, w->data, w->type, B, w->rows, w->cols, n_threads(m)); break;
     }
+}
+
+static void mm(const tw_llama *m, float *out, const float *x, const wref *w, int64_t B)
+{
+    mm_rows(m, out, x, w, B, B);
 }
 
 static void add_bias(float *x, const float *b, int64_t B, int64_t n)
@@ -349,6 +776,26 @@ static void store_kv(tw_kv *kv, int32_t l, const int32_t *cells, const float *k,
  *   S (rows, n) = Qg · Kc[hk]^T,  masked by position, scaled, softmax per row,
  *   Og (rows, D) = S · Vt[hk]^T
  * with tw_matmul on f32 operands (exact float, no activation rounding). */
+typedef struct attn_job {
+    tw_llama *m;
+    const float *Kc, *Vt;
+    float *S;
+    const int32_t *cells, *cpos, *qpos;
+    int64_t n, ldv, D, H, group, Q;
+    float scale;
+    bool batched;
+} attn_job;
+
+static void attn_chunk(void *arg, int64_t r, int slot)
+{
+    const attn_job *a = arg;
+    const int64_t i = r / a->H, h = r % a->H, hk = h / a->group, D = a->D;
+    float qh[TW_LLAMA_MAX_HEAD_DIM];
+    attn_row_ggml(a->m->att + i * a->Q + h * D, a->m->q + i * a->Q + h * D, a->Kc + hk * a->n * D,
+                  a->Vt + hk * D * a->ldv, a->cells, a->cpos, a->qpos[i], a->n, a->ldv, D, a->scale, a->batched,
+                  a->S + (size_t)slot * (size_t)a->ldv, qh);
+}
+
 static void attention(tw_llama *m, const tw_kv *kv, int32_t l, int32_t seq, const int32_t *qpos, int64_t B)
 {
     const tw_model_config *c = &m->cfg;
@@ -362,6 +809,8 @@ static void attention(tw_llama *m, const tw_kv *kv, int32_t l, int32_t seq, cons
     const tw_kernel_ops *ops = tw_kernels_ops();
     const int nt = n_threads(m);
     float *Kc = m->att_k, *Vt = m->att_v, *S = m->att_s, *Qg = m->att_q, *Og = m->att_o;
+    const bool emu = f16 && (m->ggml & TW_LLAMA_GGML_ATTN);
+    const int64_t ldv = emu ? (n + 63) & ~(int64_t)63 : n;   /* row stride of Vt */
     /* gather: row j of the sequence -> Kc[hk][j][:], Vt[hk][:][j] */
     const bool par = nt > 1 && (double)n * (double)KV >= 65536.0;
     #pragma omp parallel for schedule(static) num_threads(nt) if (par)
@@ -378,11 +827,23 @@ static void attention(tw_llama *m, const tw_kv *kv, int32_t l, int32_t seq, cons
                 memcpy(kd, kr + (size_t)(hk * D) * es, (size_t)D * sizeof(float));
                 memcpy(vb, vr + (size_t)(hk * D) * es, (size_t)D * sizeof(float));
             }
-            float *vt = Vt + hk * D * n + j;
-            for (int64_t d = 0; d < D; d++) vt[d * n] = vb[d];
+            float *vt = Vt + hk * D * ldv + j;
+            for (int64_t d = 0; d < D; d++) vt[d * ldv] = vb[d];
         }
     }
     const float scale = 1.0f / sqrtf((float)D);
+    if (emu) {
+        for (int64_t r = 0; r < HKV * D; r++)
+            for (int64_t j = n; j < ldv; j++) Vt[r * ldv + j] = 0.0f;
+        /* one query row (token i, head h) per chunk; a scratch row of S per slot */
+        attn_job aj = {.m = m, .Kc = Kc, .Vt = Vt, .S = S, .cells = cells, .cpos = cpos, .qpos = qpos, .n = n,
+                       .ldv = ldv, .D = D, .H = H, .group = group, .Q = Q, .scale = scale, .batched = B >= 2};
+        int nte = nt;
+        if (nte > ATT_ROWS * group) nte = (int)(ATT_ROWS * group);
+        if ((double)B * (double)H * (double)n * (double)D < 65536.0) nte = 1;
+        tw_parallel_for(B * H, nte, attn_chunk, &aj);
+        return;
+    }
     for (int64_t hk = 0; hk < HKV; hk++) {
         for (int64_t i0 = 0; i0 < B; i0 += ATT_ROWS) {
             const int64_t bi = B - i0 < ATT_ROWS ? B - i0 : ATT_ROWS, rows = bi * group;
@@ -412,8 +873,9 @@ static tw_status ensure_attn(tw_llama *m, const tw_kv *kv, tw_error *err)
     int32_t cap = tw_kv_n_cells(kv);
     if (cap <= m->attn_cap) return TW_OK;
     const size_t D = (size_t)c->head_dim, KV = (size_t)c->n_head_kv * D, group = (size_t)(c->n_head / c->n_head_kv);
-    const size_t rows = (size_t)ATT_ROWS * group;
-    size_t total = 2 * (size_t)cap * KV + rows * (size_t)cap + 2 * rows * D;
+    const size_t rows = (size_t)ATT_ROWS * group, cap64 = ((size_t)cap + 63) & ~(size_t)63;
+    /* Kc (cap, KV), Vt (KV, cap64) (rows padded with zeros to 64 for the ggml order), S */
+    size_t total = (size_t)cap * KV + cap64 * KV + rows * cap64 + 2 * rows * D;
     float *p = malloc(total * sizeof *p);
     if (!p) return tw_error_set(err, TW_ERR_NOMEM, "out of memory for attention scratch (%zu bytes)", total * sizeof *p);
     free(m->attn_buf);
@@ -421,8 +883,8 @@ static tw_status ensure_attn(tw_llama *m, const tw_kv *kv, tw_error *err)
     m->attn_cap = cap;
     m->att_k = p;
     m->att_v = m->att_k + (size_t)cap * KV;
-    m->att_s = m->att_v + (size_t)cap * KV;
-    m->att_q = m->att_s + rows * (size_t)cap;
+    m->att_s = m->att_v + cap64 * KV;
+    m->att_q = m->att_s + rows * cap64;
     m->att_o = m->att_q + rows * D;
     return TW_OK;
 }
@@ -436,13 +898,20 @@ static tw_status forward_chunk(tw_llama *m, tw_kv *kv, int32_t seq, const int32_
     const int64_t Q = H * D, KV = HKV * D, F = c->n_ff, NR = c->n_rot;
     tw_status st = tw_kv_seq_append(kv, seq, m->pos, (int32_t)n, m->cells, err);
     if (st) return st;
+    const unsigned gg = tw_kv_type_of(kv) == TW_KV_F16 ? m->ggml : 0;
+    void (*norm)(float *, const float *, const float *, int64_t, float) =
+        gg & TW_LLAMA_GGML_NORM ? rmsnorm_ggml : tw_rmsnorm;
     for (int64_t i = 0; i < n; i++) {
         tw_get_row(m->x + i * E, m->tok_embd.data, m->tok_embd.type, tokens[i], E);
-        tw_rope_table(m->cs + i * NR, NR, m->pos[i], c->rope_freq_base, m->freq_scale, m->rope_freqs);
+        if (gg & TW_LLAMA_GGML_ROPE)
+            rope_table_ggml(m->cs + i * NR, NR, m->pos[i], c->rope_freq_base, m->freq_scale, m->rope_freqs);
+        else
+            tw_rope_table(m->cs + i * NR, NR, m->pos[i], c->rope_freq_base, m->freq_scale, m->rope_freqs);
     }
     for (int32_t l = 0; l < c->n_layer; l++) {
         const layer *L = &m->layers[l];
-        for (int64_t i = 0; i < n; i++) tw_rmsnorm(m->xn + i * E, m->x + i * E, L->attn_norm, E, c->rms_eps);
+        for (int64_t i = 0; i < n; i++) norm(m->xn + i * E, m->x + i * E, L->attn_norm, E, c->rms_eps);
+        TRACE("attn_norm", l, m->xn, n, E);
         mm(m, m->q, m->xn, &L->wq, n);
         mm(m, m->k, m->xn, &L->wk, n);
         mm(m, m->v, m->xn, &L->wv, n);
@@ -452,27 +921,45 @@ static tw_status forward_chunk(tw_llama *m, tw_kv *kv, int32_t seq, const int32_
         for (int64_t i = 0; i < n; i++) {
             float *q = m->q + i * Q, *k = m->k + i * KV;
             if (L->q_norm) {
-                for (int64_t h = 0; h < H; h++) tw_rmsnorm(q + h * D, q + h * D, L->q_norm, D, c->rms_eps);
-                for (int64_t h = 0; h < HKV; h++) tw_rmsnorm(k + h * D, k + h * D, L->k_norm, D, c->rms_eps);
+                for (int64_t h = 0; h < H; h++) norm(q + h * D, q + h * D, L->q_norm, D, c->rms_eps);
+                for (int64_t h = 0; h < HKV; h++) norm(k + h * D, k + h * D, L->k_norm, D, c->rms_eps);
             }
-            tw_rope_apply(q, H, D, NR, m->cs + i * NR, (int)c->rope_type);
-            tw_rope_apply(k, HKV, D, NR, m->cs + i * NR, (int)c->rope_type);
+            if (gg & TW_LLAMA_GGML_ROPE) {
+                rope_apply_ggml(q, H, D, NR, m->cs + i * NR, (int)c->rope_type);
+                rope_apply_ggml(k, HKV, D, NR, m->cs + i * NR, (int)c->rope_type);
+            } else {
+                tw_rope_apply(q, H, D, NR, m->cs + i * NR, (int)c->rope_type);
+                tw_rope_apply(k, HKV, D, NR, m->cs + i * NR, (int)c->rope_type);
+            }
         }
         store_kv(kv, l, m->cells, m->k, m->v, n, KV);
+        TRACE("Qcur", l, m->q, n, Q);
+        TRACE("Kcur", l, m->k, n, KV);
+        TRACE("Vcur", l, m->v, n, KV);
         attention(m, kv, l, seq, m->pos, n);
         mm(m, m->xn, m->att, &L->wo, n);
+        TRACE("kqv_out", l, m->att, n, Q);
+        TRACE("attn_out", l, m->xn, n, E);
         tw_add(m->x, m->x, m->xn, n * E);
-        for (int64_t i = 0; i < n; i++) tw_rmsnorm(m->xn + i * E, m->x + i * E, L->ffn_norm, E, c->rms_eps);
+        TRACE("ffn_inp", l, m->x, n, E);
+        for (int64_t i = 0; i < n; i++) norm(m->xn + i * E, m->x + i * E, L->ffn_norm, E, c->rms_eps);
+        TRACE("ffn_norm", l, m->xn, n, E);
         mm(m, m->gate, m->xn, &L->w_gate, n);
         mm(m, m->up, m->xn, &L->w_up, n);
-        tw_swiglu(m->gate, m->gate, m->up, n * F);
+        if (gg & TW_LLAMA_GGML_SWIGLU) swiglu_ggml(m->gate, m->gate, m->up, n * F);
+        else tw_swiglu(m->gate, m->gate, m->up, n * F);
+        TRACE("ffn_swiglu", l, m->gate, n, F);
         mm(m, m->xn, m->gate, &L->w_down, n);
+        TRACE("ffn_out", l, m->xn, n, E);
         tw_add(m->x, m->x, m->xn, n * E);
+        TRACE("l_out", l, m->x, n, E);
     }
     if (mode == TW_LOGITS_NONE) return TW_OK;
     int64_t first = mode == TW_LOGITS_ALL ? 0 : n - 1;
-    for (int64_t i = first; i < n; i++) tw_rmsnorm(m->xn + i * E, m->x + i * E, m->output_norm, E, c->rms_eps);
-    mm(m, logits, m->xn + first * E, &m->output, n - first);
+    for (int64_t i = first; i < n; i++) norm(m->xn + i * E, m->x + i * E, m->output_norm, E, c->rms_eps);
+    TRACE("result_norm", -1, m->xn + first * E, n - first, E);
+    mm_rows(m, logits, m->xn + first * E, &m->output, n - first, n);
+    TRACE("result_output", -1, logits, n - first, c->n_vocab);
     return TW_OK;
 }
 

@@ -45,7 +45,17 @@ typedef enum tw_matmul_mode {
                               batches (as llama.cpp), dequantized sgemm for large ones */
     TW_MATMUL_FLOAT = 1,   /* tw_matmul_float: exact dequantization, f32 activations: the
                               computation of the same model stored in F32 */
-    TW_MATMUL_REF = 2      /* tw_matmul_ref: dequantize + double accumulation (slow) */
+    TW_MATMUL_REF = 2,     /* tw_matmul_ref: dequantize + double accumulation (slow) */
+    TW_MATMUL_GGML_FLOAT = 3   /* diagnostics: TW_MATMUL_FLOAT's exact dequantization summed
+                                  in the order of ggml's f32 kernels (llamafile tinyBLAS for
+                                  >= 2 rows, ggml_vec_dot_f32 for one, AVX-512 build): what
+                                  llama.cpp computes on the F32 dequantization of the file
+                                  (tests/ref/llama_numerics_diag.py). Scalar, slow. */,
+    TW_MATMUL_GGML_Q8 = 4      /* diagnostics: Q4_1 / Q8_0 weights times activations rounded
+                                  as ggml's q8_1 / q8_0 blocks (fp16 scales) with its dot
+                                  product lanes, scalar: what kernels.c's 8-bit path has to
+                                  reproduce for llama.cpp's exact numbers; other types as
+                                  TW_MATMUL_FAST. */
 } tw_matmul_mode;
 
 typedef struct tw_llama_params {
@@ -72,6 +82,31 @@ int32_t tw_llama_n_vocab(const tw_llama *m);
 /* Bytes of the activation arena. */
 uint64_t tw_llama_arena_bytes(const tw_llama *m);
 void tw_llama_set_threads(tw_llama *m, int n_threads);
+
+/* With an F16 KV cache (llama.cpp's default) the forward pass reproduces the rounding of
+ * llama.cpp's CPU backend op by op (docs/inference.md, "Matching llama.cpp"): RoPE angles
+ * built by repeated float multiplication, RMSNorm's double sum of squares, ggml's
+ * vectorized exp in SwiGLU and softmax, attention with q and the probabilities rounded to
+ * fp16 and ggml's summation orders. With an F32 cache the plain float path runs. For
+ * diagnostics (tests/ref/llama_numerics_diag.py) each emulation can be turned off: mask
+ * of the flags below, TW_LLAMA_GGML_ALL by default; no effect on an F32 cache. */
+enum {
+    TW_LLAMA_GGML_ROPE = 1u,     /* RoPE cos/sin table */
+    TW_LLAMA_GGML_NORM = 2u,     /* RMSNorm */
+    TW_LLAMA_GGML_SWIGLU = 4u,   /* SiLU with ggml's exp */
+    TW_LLAMA_GGML_ATTN = 8u,     /* fp16 q / probabilities, softmax, summation orders */
+    TW_LLAMA_GGML_ALL = 15u
+};
+void tw_llama_set_ggml_numerics(tw_llama *m, unsigned mask);
+
+/* Diagnostics: after each stage of a forward chunk, fn(user, name, layer, x, rows, cols)
+ * with the chunk's activations x (rows tokens x cols floats, borrowed for the call).
+ * Names as llama.cpp's graph callbacks: attn_norm, Qcur / Kcur (after RoPE), Vcur,
+ * kqv_out, attn_out, ffn_inp, ffn_norm, ffn_swiglu, ffn_out (before the residual add),
+ * l_out; layer -1: result_norm, result_output. NULL (default) turns it off. */
+typedef void (*tw_llama_trace_fn)(void *user, const char *name, int32_t layer, const float *x, int64_t rows,
+                                  int64_t cols);
+void tw_llama_set_trace(tw_llama *m, tw_llama_trace_fn fn, void *user);
 
 /* Which logits tw_llama_forward writes. */
 typedef enum tw_logits_mode {

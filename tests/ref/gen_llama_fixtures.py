@@ -24,11 +24,18 @@ independent reference implementations:
                   chat-templated prompts, the next-token logits of the last position (top 64
                   ids + values, 256 fixed random ids, mean and std over the vocabulary), the
                   same for the model's weights dequantized to F32 (temporary GGUF, f32 KV
-                  cache: no activation rounding), and greedy chat completions of 32 tokens
-                  for 3 prompts with llama.cpp's top-2 logit margin at each step.
-              Written to tests/data/llama/stories260k.json and smollm2.json.
-              llama.cpp runs with its defaults (f16 KV cache, no flash attention), n_threads 2,
-              except where an f32 cache is named.
+                  cache: no activation rounding); greedy chat completions (CHAT_PROMPTS, 6
+                  prompts, up to N_GREEDY = 40 tokens) with llama.cpp's top-2 logit margin
+                  and its 8 best logits at each step; and greedy completions of the first
+                  N_GREEDY_F32 chat prompts on the F32 dequantization (f16 KV cache).
+              Written to tests/data/llama/stories260k.json and smollm2.json
+              (--smollm2-only: just the latter).
+              llama.cpp runs with llama-cpp-python's settings: f16 KV cache, flash attention
+              DISABLED (llama-cpp-python's flash_attn=False maps to
+              LLAMA_FLASH_ATTN_TYPE_DISABLED; its context log says "flash_attn = disabled"),
+              n_batch = n_ubatch = 512, logits_all, n_threads 2, except where an f32 cache is
+              named. The llama.cpp build here is AVX-512 (its numerics depend on that:
+              docs/inference.md, "Matching llama.cpp").
 
 Run from the repository root:
     python3 tests/ref/gen_llama_fixtures.py --hf --llamacpp
@@ -148,10 +155,10 @@ def llama_open(path, n_ctx=512, f32_kv=False):
                  verbose=False, **kw)
 
 
-def greedy(llm, toks, n, margins=None):
+def greedy(llm, toks, n, margins=None, rows=None):
     """Arg max of the last logits, fed back one token at a time (no sampler involved).
     margins (a list) gets, per step, the gap between the best and second-best logit: how
-    close llama.cpp's own decision was."""
+    close llama.cpp's own decision was; rows (a list) gets each step's logits (float32)."""
     llm.reset()
     llm.eval(toks)
     out = []
@@ -161,6 +168,8 @@ def greedy(llm, toks, n, margins=None):
         if margins is not None:
             top2 = np.sort(row)[-2:]
             margins.append(round(float(top2[1] - top2[0]), 5))
+        if rows is not None:
+            rows.append(row.astype(np.float32))
         out.append(nxt)
         if nxt == llm.token_eos():
             break
@@ -197,30 +206,38 @@ def llamacpp_stories():
         f.write("\n")
 
 
-def smollm2_f32_logits(token_lists, probe):
-    import tempfile
+def write_f32_gguf(path):
+    """SmolLM2's Q4_1 file with every tensor dequantized to F32 (gguf-py), metadata kept."""
     import gguf
     from gguf import GGUFReader, GGUFWriter
     r = GGUFReader(SMOLLM2)
-    out = []
+    w = GGUFWriter(path, arch="llama")
+    for k, f in r.fields.items():
+        if k.startswith("GGUF.") or k == "general.architecture":
+            continue
+        vt = f.types[0]
+        if vt == gguf.GGUFValueType.ARRAY:
+            w.add_key_value(k, f.contents(), vt, sub_type=f.types[-1])
+        else:
+            w.add_key_value(k, f.contents(), vt)
+    for t in r.tensors:
+        shape = [int(x) for x in reversed(t.shape)]
+        w.add_tensor(t.name, gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32).reshape(shape))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def smollm2_f32_runs(token_lists, probe, greedy_prompts, n_greedy):
+    """llama.cpp on the F32 dequantization of the Q4_1 file (a temporary GGUF): the next-token
+    logits of token_lists with an f32 KV cache, and greedy completions of greedy_prompts
+    (token lists) with the default f16 cache."""
+    import tempfile
+    out, gens = [], []
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "smollm2_f32.gguf")
-        w = GGUFWriter(path, arch="llama")
-        for k, f in r.fields.items():
-            if k.startswith("GGUF.") or k == "general.architecture":
-                continue
-            vt = f.types[0]
-            if vt == gguf.GGUFValueType.ARRAY:
-                w.add_key_value(k, f.contents(), vt, sub_type=f.types[-1])
-            else:
-                w.add_key_value(k, f.contents(), vt)
-        for t in r.tensors:
-            shape = [int(x) for x in reversed(t.shape)]
-            w.add_tensor(t.name, gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32).reshape(shape))
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
+        write_f32_gguf(path)
         llm = llama_open(path, n_ctx=1024, f32_kv=True)
         for toks in token_lists:
             llm.reset()
@@ -230,23 +247,47 @@ def smollm2_f32_logits(token_lists, probe):
             out.append({"top_ids": [int(i) for i in top], "top_logits": [float(last[i]) for i in top],
                         "probe_logits": [float(last[i]) for i in probe]})
         del llm
-    return out
+        llm = llama_open(path, n_ctx=1024)
+        for toks in greedy_prompts:
+            margins = []
+            gens.append({"greedy": greedy(llm, toks, n_greedy, margins), "margins": margins})
+        del llm
+    return out, gens
+
+
+# Greedy chat completions checked token for token (user message, optional system prompt):
+# varied tasks, so that the completions run into close calls of llama.cpp's own.
+CHAT_PROMPTS = [
+    ("What is the capital of France?", None),
+    ("Write a haiku about the sea.", None),
+    ("How do I boil an egg?", None),
+    ("Explain photosynthesis to a ten-year-old.", None),
+    ("List three tips for a job interview.", "You are a concise assistant."),
+    ("Translate 'Where is the train station?' into German and French.", None),
+]
+
+
+N_GREEDY = 40       # tokens per greedy completion (fewer when EOS comes first)
+N_GREEDY_F32 = 2    # completions also run on the F32 dequantization (slow emulated matmuls in the test)
+
+
+def chat_prompt(user, system=None):
+    """The SmolLM2 chat template of the GGUF file, rendered with jinja2."""
+    import jinja2
+    from gguf import GGUFReader
+    r = GGUFReader(SMOLLM2)
+    f = r.fields["tokenizer.chat_template"]
+    template = bytes(f.parts[f.data[0]]).decode()
+    tmpl = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(template)
+    msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+    return tmpl.render(messages=msgs, add_generation_prompt=True, bos_token="<|im_start|>", eos_token="<|im_end|>")
 
 
 def llamacpp_smollm2():
     import llama_cpp
     import jinja2
-    from gguf import GGUFReader
     llm = llama_open(SMOLLM2, n_ctx=1024)
-    r = GGUFReader(SMOLLM2)
-    f = r.fields["tokenizer.chat_template"]
-    template = bytes(f.parts[f.data[0]]).decode()
-    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
-    tmpl = env.from_string(template)
-
-    def chat(user, system=None):
-        msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
-        return tmpl.render(messages=msgs, add_generation_prompt=True, bos_token="<|im_start|>", eos_token="<|im_end|>")
+    chat = chat_prompt
 
     rng = np.random.default_rng(7)
     probe = sorted(rng.choice(llm.n_vocab(), size=256, replace=False).tolist())
@@ -264,25 +305,39 @@ def llamacpp_smollm2():
                             "probe_logits": [float(last[i]) for i in probe],
                             "mean": float(last.mean()), "std": float(last.std())})
         print(f"smollm2 logits: {kind} {text[:40]!r}: top {[int(i) for i in top[:5]]}, std {last.std():.3f}")
+    # Greedy chat completions, each step's arg max fed back. Per step: llama.cpp's top-2
+    # margin and its 8 best (id, logit) pairs (the logit check at every step).
+    gen_cases = []
+    for user, system in CHAT_PROMPTS:
+        text = chat(user, system)
+        toks = llm.tokenize(text.encode(), add_bos=False, special=True)
+        margins, rows = [], []
+        gen = greedy(llm, toks, N_GREEDY, margins, rows)
+        tops = []
+        for row in rows:
+            top = np.argsort(-row.astype(np.float64), kind="stable")[:8]
+            tops.append([[int(i), float(row[i])] for i in top])
+        gen_cases.append({"user": user, "system": system, "prompt": text, "tokens": toks, "greedy": gen,
+                          "margins": margins, "top8": tops, "text": llm.detokenize(gen).decode("utf-8", "replace")})
+        print(f"smollm2 chat: {user!r} -> {gen_cases[-1]['text']!r} (smallest margin {min(margins):.5f})")
     # The same prompts on this model's weights dequantized to F32 (a temporary GGUF written
-    # with gguf-py, deleted afterwards), f32 KV cache: no activation rounding anywhere, so
-    # tunewise's exact-float path (TW_MATMUL_FLOAT) must match to float precision.
-    f32_logits = smollm2_f32_logits([c["tokens"] for c in logit_cases], probe)
+    # with gguf-py, deleted afterwards): next-token logits with an f32 KV cache (no rounding
+    # of activations anywhere: tunewise's TW_MATMUL_FLOAT must match to float precision),
+    # and greedy completions of the chat prompts with the default f16 cache (tunewise's
+    # TW_MATMUL_GGML_FLOAT with its ggml emulations must give the same tokens).
+    f32_logits, f32_greedy = smollm2_f32_runs([c["tokens"] for c in logit_cases], probe,
+                                              [c["tokens"] for c in gen_cases[:N_GREEDY_F32]], N_GREEDY)
     for c, f in zip(logit_cases, f32_logits):
         c["f32_dequant"] = f
-    gen_cases = []
-    for user in ["What is the capital of France?", "Write a haiku about the sea.", "How do I boil an egg?"]:
-        text = chat(user)
-        toks = llm.tokenize(text.encode(), add_bos=False, special=True)
-        margins = []
-        gen = greedy(llm, toks, 32, margins)
-        gen_cases.append({"user": user, "prompt": text, "tokens": toks, "greedy": gen, "margins": margins,
-                          "text": llm.detokenize(gen).decode("utf-8", "replace")})
-        print(f"smollm2 chat: {user!r} -> {gen_cases[-1]['text']!r}")
+    for c, g in zip(gen_cases, f32_greedy):
+        c["f32_dequant"] = g
     doc = {"generator": "tests/ref/gen_llama_fixtures.py --llamacpp",
            "versions": {"llama_cpp_python": llama_cpp.__version__, "jinja2": jinja2.__version__},
-           "model": "SmolLM2-135M-Instruct.Q4_1.gguf", "kv_cache": "f16 (llama.cpp default)",
-           "probe_ids": probe, "logits": logit_cases, "n_greedy": 32, "greedy": gen_cases}
+           "model": "SmolLM2-135M-Instruct.Q4_1.gguf",
+           "llama_cpp_settings": "f16 KV cache (type_k/type_v default), flash attention disabled (llama-cpp-python "
+                                 "flash_attn=False -> LLAMA_FLASH_ATTN_TYPE_DISABLED), n_batch = n_ubatch = 512, "
+                                 "logits_all, n_threads 2, CPU with AVX-512",
+           "probe_ids": probe, "logits": logit_cases, "n_greedy": N_GREEDY, "greedy": gen_cases}
     with open(os.path.join(OUT, "smollm2.json"), "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
@@ -292,6 +347,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hf", action="store_true", help="tiny HF models + transformers logits")
     ap.add_argument("--llamacpp", action="store_true", help="llama.cpp on stories260K and SmolLM2")
+    ap.add_argument("--smollm2-only", action="store_true", help="with --llamacpp: only SmolLM2 (smollm2.json)")
     a = ap.parse_args()
     if not (a.hf or a.llamacpp):
         ap.error("give --hf and/or --llamacpp")
@@ -299,7 +355,8 @@ def main():
     if a.hf:
         hf_models()
     if a.llamacpp:
-        llamacpp_stories()
+        if not a.smollm2_only:
+            llamacpp_stories()
         llamacpp_smollm2()
 
 
