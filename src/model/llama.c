@@ -27,6 +27,7 @@
  * (sample.c), the generation / scoring loops (generate.c). */
 #include "model/llama.h"
 #include "model/kernels.h"
+#include "model/lora.h"
 #include "model/quant.h"
 
 #include <math.h>
@@ -82,6 +83,13 @@ struct tw_llama {
     float *attn_buf, *att_k, *att_v, *att_s, *att_q, *att_o;
     int32_t attn_cap;
     unsigned ggml;   /* TW_LLAMA_GGML_* emulations used with an F16 cache */
+    /* LoRA adapters applied unmerged (tw_llama_set_adapters): aw[(a * n_layer + l) * 7 + t]
+     * is adapter a's weight for layer l, target bit t (NULL when not adapted) */
+    int n_ad;
+    float *ad_scale;
+    const tw_lora_weight **aw;
+    float *lora_t;   /* (max_batch, max rank) scratch */
+    tw_lora *const *ad;   /* the adapters (borrowed) */
     tw_llama_trace_fn trace;
     void *trace_user;
 };
@@ -103,6 +111,52 @@ void tw_llama_set_trace(tw_llama *m, tw_llama_trace_fn fn, void *user)
     m->trace_user = user;
 }
 
+tw_status tw_llama_set_adapters(tw_llama *m, tw_lora *const *adapters, const float *scales, int n, tw_error *err)
+{
+    const size_t NL = (size_t)(m->cfg.n_layer > 0 ? m->cfg.n_layer : 1);
+    if (n < 0 || (n > 0 && !adapters)) return tw_error_set(err, TW_ERR_INVALID, "bad adapter list");
+    int32_t max_rank = 0;
+    for (int a = 0; a < n; a++) {
+        tw_status st = tw_lora_prepare(adapters[a], m->mf, err);
+        if (st) return st;
+        for (int32_t i = 0; i < adapters[a]->n; i++)
+            if (adapters[a]->w[i].rank > max_rank) max_rank = adapters[a]->w[i].rank;
+    }
+    const tw_lora_weight **aw = n ? calloc((size_t)n * NL * 7, sizeof *aw) : NULL;
+    float *sc = n ? malloc((size_t)n * sizeof *sc) : NULL;
+    const size_t tn = (size_t)m->p.max_batch * (size_t)(max_rank > 0 ? max_rank : 1);
+    float *t = n ? malloc(tn * sizeof *t) : NULL;
+    if (n && (!aw || !sc || !t)) {
+        free(aw);
+        free(sc);
+        free(t);
+        return tw_error_set(err, TW_ERR_NOMEM, "out of memory");
+    }
+    for (int a = 0; a < n; a++) {
+        const tw_lora *l = adapters[a];
+        for (int32_t i = 0; i < l->n; i++) {
+            const tw_lora_weight *w = &l->w[i];
+            int bit = 0;
+            while (bit < 7 && (1 << bit) != (int)w->target) bit++;
+            if (w->layer < 0 || (size_t)w->layer >= NL || bit == 7) continue;   /* tw_lora_check rejects these */
+            aw[((size_t)a * NL + (size_t)w->layer) * 7 + (size_t)bit] = w;
+        }
+        /* the scale of each weight folds alpha / rank (tw_lora_scale) into the user's */
+        sc[a] = scales ? scales[a] : 1.0f;
+    }
+    free(m->aw);
+    free(m->ad_scale);
+    free(m->lora_t);
+    m->aw = aw;
+    m->ad_scale = sc;
+    m->lora_t = t;
+    m->n_ad = n;
+    m->ad = adapters && n ? adapters : NULL;
+    return TW_OK;
+}
+
+int tw_llama_n_adapters(const tw_llama *m) { return m->n_ad; }
+
 void tw_llama_free(tw_llama *m)
 {
     if (!m) return;
@@ -112,6 +166,9 @@ void tw_llama_free(tw_llama *m)
     free(m->vecs);
     free(m->arena);
     free(m->attn_buf);
+    free(m->ad_scale);
+    free(m->aw);
+    free(m->lora_t);
     tw_model_files_free(m->own_mf);
     free(m);
 }
@@ -743,6 +800,21 @@ static void mm(const tw_llama *m, float *out, const float *x, const wref *w, int
     mm_rows(m, out, x, w, B, B);
 }
 
+/* out (B, n_out) += every active adapter's scale · (x · A^T) · B^T for layer l, target bit t. */
+static void lora(const tw_llama *m, int32_t l, int t, float *out, const float *x, int64_t B)
+{
+    for (int a = 0; a < m->n_ad; a++) {
+        const tw_lora_weight *w = m->aw[((size_t)a * (size_t)m->cfg.n_layer + (size_t)l) * 7 + (size_t)t];
+        if (!w) continue;
+        const float scale = tw_lora_scale(m->ad[a], w, m->ad_scale[a]);
+        for (int64_t b0 = 0; b0 < B; b0 += m->p.max_batch) {
+            const int64_t nb = B - b0 < m->p.max_batch ? B - b0 : m->p.max_batch;
+            tw_lora_apply(out + b0 * w->n_out, m->lora_t, x + b0 * w->n_in, w->a, w->b, nb, w->n_out, w->n_in, w->rank,
+                          scale);
+        }
+    }
+}
+
 static void add_bias(float *x, const float *b, int64_t B, int64_t n)
 {
     if (!b) return;
@@ -915,6 +987,11 @@ static tw_status forward_chunk(tw_llama *m, tw_kv *kv, int32_t seq, const int32_
         mm(m, m->q, m->xn, &L->wq, n);
         mm(m, m->k, m->xn, &L->wk, n);
         mm(m, m->v, m->xn, &L->wv, n);
+        if (m->n_ad) {
+            lora(m, l, 0, m->q, m->xn, n);
+            lora(m, l, 1, m->k, m->xn, n);
+            lora(m, l, 2, m->v, m->xn, n);
+        }
         add_bias(m->q, L->bq, n, Q);
         add_bias(m->k, L->bk, n, KV);
         add_bias(m->v, L->bv, n, KV);
@@ -938,6 +1015,7 @@ static tw_status forward_chunk(tw_llama *m, tw_kv *kv, int32_t seq, const int32_
         TRACE("Vcur", l, m->v, n, KV);
         attention(m, kv, l, seq, m->pos, n);
         mm(m, m->xn, m->att, &L->wo, n);
+        if (m->n_ad) lora(m, l, 3, m->xn, m->att, n);
         TRACE("kqv_out", l, m->att, n, Q);
         TRACE("attn_out", l, m->xn, n, E);
         tw_add(m->x, m->x, m->xn, n * E);
@@ -946,10 +1024,15 @@ static tw_status forward_chunk(tw_llama *m, tw_kv *kv, int32_t seq, const int32_
         TRACE("ffn_norm", l, m->xn, n, E);
         mm(m, m->gate, m->xn, &L->w_gate, n);
         mm(m, m->up, m->xn, &L->w_up, n);
+        if (m->n_ad) {
+            lora(m, l, 4, m->gate, m->xn, n);
+            lora(m, l, 5, m->up, m->xn, n);
+        }
         if (gg & TW_LLAMA_GGML_SWIGLU) swiglu_ggml(m->gate, m->gate, m->up, n * F);
         else tw_swiglu(m->gate, m->gate, m->up, n * F);
         TRACE("ffn_swiglu", l, m->gate, n, F);
         mm(m, m->xn, m->gate, &L->w_down, n);
+        if (m->n_ad) lora(m, l, 6, m->xn, m->gate, n);
         TRACE("ffn_out", l, m->xn, n, E);
         tw_add(m->x, m->x, m->xn, n * E);
         TRACE("l_out", l, m->x, n, E);

@@ -108,6 +108,18 @@ typedef void (*tw_llama_trace_fn)(void *user, const char *name, int32_t layer, c
                                   int64_t cols);
 void tw_llama_set_trace(tw_llama *m, tw_llama_trace_fn fn, void *user);
 
+/* LoRA adapters (lora.h) applied unmerged to every following forward call: each adapted
+ * projection adds scale_a · (x · A^T) · B^T with scale_a = scales[a] · alpha / rank
+ * (tw_lora_scale; scales NULL: 1), as llama.cpp does for adapters loaded with a scale.
+ * The adapters are borrowed (they must outlive their use) and are prepared for this
+ * model's files (tw_lora_prepare: checked against its shapes, B rows put in its row
+ * order — this may permute them in place). n = 0 removes all adapters. Errors: the
+ * adapter does not fit the model (TW_ERR_INVALID, naming the tensor), TW_ERR_NOMEM. */
+struct tw_lora;
+tw_status tw_llama_set_adapters(tw_llama *m, struct tw_lora *const *adapters, const float *scales, int n,
+                                tw_error *err);
+int tw_llama_n_adapters(const tw_llama *m);
+
 /* Which logits tw_llama_forward writes. */
 typedef enum tw_logits_mode {
     TW_LOGITS_NONE = 0,   /* none (prefill of a prefix) */
