@@ -8,6 +8,7 @@
 #include "model/llama.h"
 #include "model/lora.h"
 #include "serve/server.h"
+#include "backend/local.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -482,7 +483,7 @@ Test(serve, json_schema_response_format)
     tw_server_stop(s);
 }
 
-Test(serve, lora_names_routed_and_refused_with_501)
+Test(serve, lora_adapters_routed_by_model_name)
 {
     char *dir = tw_test_tmpdir();
     char bad[600];
@@ -503,13 +504,17 @@ Test(serve, lora_names_routed_and_refused_with_501)
     cr_assert_neq(tw_server_start(&s, &p, &err), TW_OK);
     cr_assert(strstr(err.msg, "NAME") || strstr(err.msg, "'+'"), "%s", err.msg);
 
-    /* a valid adapter for this model: listed, and refused per request with 501 */
+    /* a valid adapter for this model: listed, applied when the model field names it */
     tw_llama *m = NULL;
     cr_assert_eq(tw_llama_open(&m, stories(), NULL, &err), TW_OK, "%s", err.msg);
     tw_lora *l = NULL;
     cr_assert_eq(tw_lora_new(&l, tw_llama_config(m), TW_LORA_Q | TW_LORA_V, 2, 4.0f, TW_LORA_ROWS_GGUF, &err), TW_OK,
                  "%s", err.msg);
     tw_lora_init_peft(l, 1);
+    tw_rng rng;
+    tw_rng_seed(&rng, 7);
+    for (int32_t i = 0; i < l->n; i++)   /* a B that changes the model's answers */
+        for (int64_t k = 0; k < l->w[i].n_out * l->w[i].rank; k++) l->w[i].b[k] = (float)(tw_rng_uniform(&rng) - 0.5);
     char path[600], spec[700];
     snprintf(path, sizeof path, "%s/ad.gguf", dir);
     cr_assert_eq(tw_lora_write_gguf(l, path, NULL, &err), TW_OK, "%s", err.msg);
@@ -529,9 +534,39 @@ Test(serve, lora_names_routed_and_refused_with_501)
                      "stories260K+tuned");
     json_decref(j);
     http_free(&r);
-    http(s, "/v1/completions", "{\"prompt\": \"x\", \"model\": \"stories260K+tuned\"}", NULL, &r);
-    assert_error(&r, 501, "adapter_not_supported", "stories260K+tuned");
-    http_free(&r);
+    /* greedy completions: base, adapter, base again; each equals the local engine's */
+    const char *models[] = {"stories260K", "stories260K+tuned", "stories260K"};
+    char *texts[3];
+    for (int i = 0; i < 3; i++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"prompt\": \"Once upon a time\", \"model\": \"%s\", \"max_tokens\": 12, \"temperature\": 0}",
+                 models[i]);
+        http(s, "/v1/completions", body, NULL, &r);
+        cr_assert_eq(r.status, 200, "%s: %d %s", models[i], r.status, r.body);
+        j = body_json(&r);
+        texts[i] = strdup(json_string_value(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "text")));
+        json_decref(j);
+        http_free(&r);
+    }
+    cr_assert_str_eq(texts[0], texts[2], "the adapter must not stick to later base requests");
+    cr_assert_str_neq(texts[0], texts[1], "the adapter changes the answer");
+    tw_local_params lp = tw_local_default_params();
+    lp.model = stories();
+    tw_local *loc = NULL;
+    cr_assert_eq(tw_local_open(&loc, &lp, &err), TW_OK, "%s", err.msg);
+    tw_lora *la = NULL;
+    cr_assert_eq(tw_lora_read_gguf(&la, path, &err), TW_OK, "%s", err.msg);
+    cr_assert_eq(tw_local_set_adapters(loc, &la, NULL, 1, &err), TW_OK, "%s", err.msg);
+    tw_gen_params gp = tw_gen_default_params();
+    gp.max_tokens = 12;
+    tw_local_result lr;
+    cr_assert_eq(tw_local_generate(loc, "Once upon a time", &gp, &lr, &err), TW_OK, "%s", err.msg);
+    cr_assert_str_eq(lr.text.data ? lr.text.data : "", texts[1], "served adapter vs local adapter");
+    tw_local_result_free(&lr);
+    tw_local_free(loc);
+    tw_lora_free(la);
+    for (int i = 0; i < 3; i++) free(texts[i]);
     http(s, "/v1/completions", "{\"prompt\": \"x\", \"model\": \"stories260K+other\"}", NULL, &r);
     assert_error(&r, 404, "model_not_found", NULL);
     http_free(&r);

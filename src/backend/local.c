@@ -201,6 +201,18 @@ tw_status tw_local_set_prefix(tw_local *l, const char *text, tw_error *err)
     return TW_OK;
 }
 
+tw_status tw_local_set_adapters(tw_local *l, struct tw_lora *const *adapters, const float *scales, int n,
+                                tw_error *err)
+{
+    tw_status st = tw_llama_set_adapters(l->m, adapters, scales, n, err);
+    if (st) return st;
+    tw_kv_seq_clear(l->kv, SEQ_PREFIX);
+    free(l->prefix);
+    l->prefix = NULL;
+    l->prefix_ids.n = 0;
+    return TW_OK;
+}
+
 void tw_local_result_free(tw_local_result *r)
 {
     if (!r) return;

@@ -60,6 +60,11 @@ tw_status tw_local_render(const tw_local *l, const tw_chat_msg *msgs, size_t n, 
  * when the tokenizer adds one, unless the text already starts with the BOS text. */
 tw_status tw_local_tokenize(const tw_local *l, const char *text, size_t len, tw_tok_ids *out, tw_error *err);
 
+/* Apply LoRA adapters unmerged from now on (tw_llama_set_adapters: borrowed, prepared for
+ * this model; n = 0: none). Drops the cached prefix (it was computed with other weights). */
+tw_status tw_local_set_adapters(tw_local *l, struct tw_lora *const *adapters, const float *scales, int n,
+                                tw_error *err);
+
 /* Make text the cached prefix (NULL or "": none). A no-op when it already is. */
 tw_status tw_local_set_prefix(tw_local *l, const char *text, tw_error *err);
 

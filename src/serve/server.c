@@ -137,6 +137,7 @@ typedef struct job {
     double busy_s;            /* test mode: the worker sleeps this long first */
     char id[48];
     char *model;
+    int adapter;              /* index into the server's adapters, -1: the base model */
     long long created;
     /* results */
     tw_buf sse;               /* pending SSE bytes (stream) */
@@ -186,6 +187,7 @@ struct tw_server {
     tw_token_trie *trie;         /* response_format (worker only), made on first use */
     adapter *adapters;
     size_t n_adapters;
+    int cur_adapter;             /* adapter applied to the model now (worker only), -1: none */
     struct MHD_Daemon *d;
     int port;
     long long started;
@@ -338,14 +340,13 @@ static bool parse_common(tw_server *s, json_t *b, job *j, int32_t default_max, p
     json_t *m = json_object_get(b, "model");
     if (m && !json_is_string(m) && !json_is_null(m)) return BAD(e, "'model' must be a string");
     const char *name = json_is_string(m) ? json_string_value(m) : s->model_name;
+    j->adapter = -1;
     if (strcmp(name, s->model_name) != 0) {
         for (size_t i = 0; i < s->n_adapters; i++)
-            if (strcmp(name, s->adapters[i].name) == 0)
-                return fail(e, 501, "not_implemented", "adapter_not_supported",
-                            "model '%s': the adapter is loaded and valid, but this engine cannot apply LoRA adapters "
-                            "per request yet; serve a merged model instead (docs/serve.md)", name);
-        return fail(e, 404, "invalid_request_error", "model_not_found",
-                    "model '%s' does not exist here (GET /v1/models lists what this server has)", name);
+            if (strcmp(name, s->adapters[i].name) == 0) j->adapter = (int)i;
+        if (j->adapter < 0)
+            return fail(e, 404, "invalid_request_error", "model_not_found",
+                        "model '%s' does not exist here (GET /v1/models lists what this server has)", name);
     }
     if (!(j->model = strdup(name))) return fail(e, 500, "server_error", NULL, "out of memory");
     j->gp = tw_gen_default_params();
@@ -673,6 +674,11 @@ static void run_job(tw_server *s, job *j)
         }
         tw_tok_ids_free(&ids);
     }
+    if (!st && j->adapter != s->cur_adapter) {   /* the model field picks base or base+adapter */
+        tw_lora *ad = j->adapter >= 0 ? s->adapters[j->adapter].lora : NULL;
+        st = tw_local_set_adapters(s->local, ad ? &ad : NULL, NULL, ad ? 1 : 0, &err);
+        if (!st) s->cur_adapter = j->adapter;
+    }
     if (!st) st = tw_local_set_prefix(s->local, NULL, &err);
     if (!st) {
         if (j->gp.max_tokens > 0 || !j->echo) st = tw_local_generate(s->local, j->prompt, &j->gp, &res, &err);
@@ -971,7 +977,7 @@ static enum MHD_Result handle_models(tw_server *s, struct MHD_Connection *c)
     for (size_t i = 0; i < s->n_adapters; i++)
         json_array_append_new(data, json_pack("{s:s,s:s,s:I,s:s,s:s,s:b}", "id", s->adapters[i].name, "object", "model",
                                               "created", (json_int_t)s->started, "owned_by", "tunewise", "parent",
-                                              s->model_name, "available", 0));
+                                              s->model_name, "available", 1));
     return send_json(c, 200, json_pack("{s:s,s:o}", "object", "list", "data", data), -1);
 }
 
@@ -1096,6 +1102,7 @@ tw_status tw_server_start(tw_server **out, const tw_server_params *p, tw_error *
     *out = NULL;
     if (!p || !p->model) return tw_error_set(err, TW_ERR_INVALID, "serve: no model given");
     tw_server *s = calloc(1, sizeof *s);
+    if (s) s->cur_adapter = -1;
     if (!s) return tw_error_set(err, TW_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
