@@ -301,3 +301,55 @@ Test(prompt_arm, remote_through_serve_agrees_with_local, .timeout = 120)
     tw_pred_set_free(&b);
     fx_close(&f);
 }
+
+/* The tuned arm: `tunewise tune` trains an adapter on the task, and `tunewise prompt
+ * --adapter` evaluates the model with it (the zero-shot prompt the adapter was trained on);
+ * the run records the adapter's hash, so cache entries and resumes never mix it up with
+ * the base model. */
+Test(prompt_arm, tuned_adapter_through_the_prompt_arm, .timeout = 300)
+{
+    fixture f;
+    fx_open(&f);
+    const char *bin = getenv("TW_BIN") ? getenv("TW_BIN") : "build/tunewise";
+    char cmd[2048], *out = NULL, *errs = NULL;
+    snprintf(cmd, sizeof cmd, "%s tune -q --task %s -m %s --rank 4 --alpha 8 --targets all --lr 5e-3 --max-steps 30 "
+             "--seed 3 -o %s/tune --threads 2", bin, f.task_path, stories_path(), f.dir);
+    int rc = tw_test_run(cmd, &out, &errs);
+    cr_assert_eq(rc, 0, "tune: rc %d: %s", rc, errs);
+    free(out);
+    free(errs);
+    char adapter[600], hex[65];
+    snprintf(adapter, sizeof adapter, "%s/tune/adapter.gguf", f.dir);
+    tw_error err;
+    cr_assert_eq(tw_sha256_file(adapter, hex, &err), TW_OK, "%s", err.msg);
+    const char *runs[] = {"base", "tuned"};
+    json_t *lp[2];
+    for (int r = 0; r < 2; r++) {
+        snprintf(cmd, sizeof cmd, "%s prompt -q --task %s -m %s --strategy zero --output score %s%s -o %s/%s --bootstrap 0 -j 2",
+                 bin, f.task_path, stories_path(), r ? "--adapter " : "", r ? adapter : "", f.dir, runs[r]);
+        rc = tw_test_run(cmd, &out, &errs);
+        cr_assert_eq(rc, 0, "%s: rc %d: %s", runs[r], rc, errs);
+        free(out);
+        free(errs);
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s/run.json", f.dir, runs[r]);
+        json_error_t je;
+        json_t *run = json_load_file(path, 0, &je);
+        cr_assert_not_null(run, "%s: %s", path, je.text);
+        char *dump = json_dumps(run, JSON_COMPACT);
+        cr_assert(r == 0 ? !strstr(dump, hex) : strstr(dump, hex) != NULL, "%s: adapter hash %s in run.json: %s", runs[r],
+                  hex, dump);
+        free(dump);
+        json_decref(run);
+        snprintf(path, sizeof path, "%s/%s/metrics.json", f.dir, runs[r]);
+        lp[r] = json_load_file(path, 0, &je);
+        cr_assert_not_null(lp[r]);
+    }
+    double acc[2];
+    for (int r = 0; r < 2; r++) acc[r] = json_number_value(json_object_get(json_object_get(json_object_get(lp[r], "metrics"), "accuracy"), "value"));
+    cr_log_info("pets task, stories260K zero-shot score: base accuracy %.3f, tuned %.3f", acc[0], acc[1]);
+    cr_assert_gt(acc[1], acc[0], "the adapter trained on this task should help (%.3f vs %.3f)", acc[1], acc[0]);
+    json_decref(lp[0]);
+    json_decref(lp[1]);
+    fx_close(&f);
+}

@@ -7,16 +7,19 @@
  * runner; remote models arrive with the remote backend. */
 #include "cli.h"
 #include "eval/arm_prompt.h"
+#include "model/lora.h"
 #include "task/split.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const cli_opt OPTS[] = {
     {"task", 't', CLI_STR, "TASK", "task file", NULL},
     {"model", 'm', CLI_STR, "MODEL", "local model (GGUF file or Hugging Face folder); with --remote the model name", NULL},
+    {"adapter", 0, CLI_STR, "PATH", "LoRA adapter (llama.cpp GGUF or PEFT folder, e.g. from 'tunewise tune') applied to the local model", NULL},
     {"remote", 0, CLI_STR, "URL", "OpenAI-compatible server base URL (e.g. http://127.0.0.1:8080/v1) instead of a local model", NULL},
     {"api-key-env", 0, CLI_STR, "NAME", "with --remote: environment variable holding the API key", NULL},
     {"concurrency", 0, CLI_INT, "N", "with --remote: requests in flight", "4"},
@@ -52,6 +55,8 @@ typedef struct job {
     tw_chat_template *tmpl;     /* remote: --chat-template, for score's prompt text */
     const tw_price *price;      /* remote: the task's price for this model */
     tw_cache *cache;
+    tw_lora *lora;              /* --adapter */
+    char adapter_hash[65];
     tw_eval_params ep;
 } job;
 
@@ -70,6 +75,7 @@ static tw_status run_one(job *j, const tw_prompt_arm_params *pp, int s, const ch
                                                          &j->sp[TW_SPLIT_TRAIN], pp, err)
                          : tw_eval_arm_prompt_new(&arm, j->be, j->task, &j->sp[TW_SPLIT_TRAIN], pp, err);
     if (st) return st;
+    memcpy(arm->adapter_hash, j->adapter_hash, sizeof arm->adapter_hash);
     const tw_dataset *ds = &j->sp[s];
     json_t *ctx = json_pack("{s:s, s:s, s:s, s:s}", "task", j->task->path, "task_name",
                             j->task->name ? j->task->name : "", "split", tw_split_name((tw_split_id)s), "model",
@@ -170,6 +176,8 @@ static int run(cli_args *a)
         j.ep.score.schema = schema;
     }
     if (!st && cli_given(a, "cache")) st = tw_cache_open(&j.cache, cli_str(a, "cache"), &err);
+    if (!st && cli_given(a, "remote") && cli_given(a, "adapter"))
+        st = tw_error_set(&err, TW_ERR_INVALID, "--adapter applies to local models (a server applies its own: model BASE+NAME)");
     if (!st && cli_given(a, "remote")) {
         tw_remote_params rp = tw_remote_default_params();
         rp.base_url = cli_str(a, "remote");
@@ -190,6 +198,17 @@ static int run(cli_args *a)
         lp.n_threads = (int)cli_int(a, "threads");
         lp.n_ctx = (int32_t)cli_int(a, "ctx");
         st = tw_local_open(&j.be, &lp, &err);
+        const char *ad = cli_str(a, "adapter");
+        if (!st && ad) {
+            char apath[4096];
+            struct stat sb;
+            bool dir = stat(ad, &sb) == 0 && S_ISDIR(sb.st_mode);
+            st = dir ? tw_lora_read_peft(&j.lora, ad, tw_llama_config(tw_local_model(j.be)), &err)
+                     : tw_lora_read_gguf(&j.lora, ad, &err);
+            snprintf(apath, sizeof apath, dir ? "%s/adapter_model.safetensors" : "%s", ad);
+            if (!st) st = tw_sha256_file(apath, j.adapter_hash, &err);
+            if (!st) st = tw_local_set_adapters(j.be, &j.lora, NULL, 1, &err);
+        }
     }
     j.ep.cache = j.cache;
     j.ep.seed = (uint64_t)cli_int(a, "seed");
@@ -276,6 +295,7 @@ static int run(cli_args *a)
     json_decref(search);
     json_decref(schema);
     tw_local_free(j.be);
+    tw_lora_free(j.lora);
     tw_remote_free(j.rb);
     tw_chat_template_free(j.tmpl);
     tw_cache_close(j.cache);
