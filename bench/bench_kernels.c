@@ -1,7 +1,7 @@
 /* bench_kernels.c — throughput of the inference kernels (src/model/kernels.h).
  *
  *   build/bench/bench_kernels [--quick] [--types q4_1,q8_0,...] [--reps-time S]
- *                             [--only token|sgemm|decode|prefill|threshold|scalar] [--threads N]
+ *                             [--only token|sgemm|decode|prefill|threshold|gemm|scalar] [--threads N]
  *
  * 1. OpenBLAS sgemm peak (square 1024 and 2048, 1 and 2 OpenBLAS threads): what the
  *    prefill path and LoRA training can hope for on this machine.
@@ -11,6 +11,8 @@
  *    GFLOP/s), 1 and 2 threads. --quick: B = 1 only and fewer types.
  * 3. The B threshold between the integer path and dequantize + sgemm (both paths timed at
  *    B = 2..64 with tw_kernels_set_sgemm_min_b).
+ * 3b. (gemm) GFLOP/s per quantized type at B = 1, 2, 4, 8, 16, 64, 512 of the three
+ *    ways to multiply: integer row dots, the batched integer GEMM, dequantize + sgemm.
  * 4. The scalar path at B = 1 for comparison, and the small ops.
  * 5. (token) all matmuls of one SmolLM2 decode step, best and median of 30.
  * Each figure is the best of repeated runs for at least --reps-time seconds (default 0.3):
@@ -161,6 +163,50 @@ static void bench_threshold(const tw_type *types, int ntypes, int threads)
     printf("\n");
 }
 
+/* The three ways tw_matmul can multiply quantized weights, per B: one integer dot per
+ * (row, activation row), the batched integer GEMM (AVX-512 VNNI), dequantize + sgemm.
+ * R x C = 1536 x 576 (legacy types; SmolLM2's gate/up) or 1536 x 768 (k-quants). */
+static void bench_gemm(const tw_type *types, int ntypes, int threads)
+{
+    const int64_t Bs[] = {1, 2, 4, 8, 16, 64, 512};
+    const int nb = (int)(sizeof Bs / sizeof Bs[0]);
+    printf("## Integer rows vs integer GEMM vs dequantize + sgemm (%d thread%s), GFLOP/s\n\n", threads,
+           threads > 1 ? "s" : "");
+    printf("| type | R x C | path |");
+    for (int i = 0; i < nb; i++) printf(" B=%lld |", (long long)Bs[i]);
+    printf("\n|---|---|---|");
+    for (int i = 0; i < nb; i++) printf("---|");
+    printf("\n");
+    for (int t = 0; t < ntypes; t++) {
+        const tw_type ty = types[t];
+        if (tw_matmul_act_type(ty) == TW_TYPE_F32) continue;
+        const int64_t R = 1536, C = tw_matmul_act_type(ty) == TW_TYPE_Q8_K ? 768 : 576;
+        float *x = malloc((size_t)(512 * C) * sizeof *x), *out = malloc((size_t)(512 * R) * sizeof *out);
+        fill(x, 512 * C, 4, 1.0);
+        void *W = make_weights(ty, R, C);
+        for (int path = 0; path < 3; path++) {
+            tw_kernels_set_int_gemm_min_b(0);
+            if (path == 1 && tw_matmul_int_gemm_min_b(ty) == INT64_MAX) continue;    /* no GEMM for it here */
+            printf("| %s | %lldx%lld | %s |", tw_type_get((uint32_t)ty)->name, (long long)R, (long long)C,
+                   path == 0 ? "rows" : path == 1 ? "int GEMM" : "sgemm");
+            for (int i = 0; i < nb; i++) {
+                const int64_t B = Bs[i];
+                tw_kernels_set_sgemm_min_b(path == 2 ? 1 : INT64_MAX);
+                tw_kernels_set_int_gemm_min_b(path == 1 ? 1 : INT64_MAX);
+                double best;
+                TIME_BEST(best, tw_matmul(out, x, W, ty, B, R, C, threads));
+                printf(" %.1f |", 2.0 * (double)B * R * C / best / 1e9);
+                fflush(stdout);
+            }
+            printf("\n");
+        }
+        tw_kernels_set_sgemm_min_b(0);
+        tw_kernels_set_int_gemm_min_b(0);
+        free(W); free(x); free(out);
+    }
+    printf("\n");
+}
+
 static void bench_scalar_and_ops(const tw_type *types, int ntypes)
 {
     const int64_t R = 576, C = 1536;
@@ -285,7 +331,7 @@ int main(int argc, char **argv)
             }
         } else {
             fprintf(stderr, "usage: %s [--quick] [--types q4_1,q8_0,...] [--reps-time SECONDS] "
-                            "[--only token|sgemm|decode|prefill|threshold|scalar] [--threads N]\n", argv[0]);
+                            "[--only token|sgemm|decode|prefill|threshold|gemm|scalar] [--threads N]\n", argv[0]);
             return 2;
         }
     }
@@ -298,14 +344,18 @@ int main(int argc, char **argv)
         else { memcpy(types, all, sizeof all); ntypes = 11; }
     }
     const tw_cpu *c = tw_cpu_features();
-    printf("# bench_kernels: path %s (avx2 %d fma %d f16c %d avx512f %d), OpenBLAS core %s, best of runs >= %.2f s\n\n",
-           tw_kernels_ops()->name, c->avx2, c->fma, c->f16c, c->avx512f, openblas_get_corename(), g_min_time);
+    printf("# bench_kernels: path %s (avx2 %d fma %d f16c %d avx512f %d avx512 vnni GEMM %d), OpenBLAS core %s, best of runs >= %.2f s\n\n",
+           tw_kernels_ops()->name, c->avx2, c->fma, c->f16c, c->avx512f, c->avx512, openblas_get_corename(), g_min_time);
 #define RUN(name) (only ? strcmp(only, name) == 0 : true)
     if (RUN("sgemm") && !quick) bench_sgemm();
     if (RUN("token")) bench_token(types, ntypes, threads);
     if (RUN("decode")) bench_matmul(types, ntypes, 1, threads);
     if (RUN("prefill") && !quick) bench_matmul(types, ntypes, 512, threads);
     if (RUN("threshold") && !quick) bench_threshold(types, ntypes, 1);
+    if (RUN("gemm") && !quick) {
+        bench_gemm(types, ntypes, 1);
+        if (threads > 1) bench_gemm(types, ntypes, threads);
+    }
     if (RUN("scalar")) bench_scalar_and_ops(types, ntypes);
     return 0;
 }

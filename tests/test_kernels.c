@@ -9,13 +9,15 @@
  *  - everything without activation rounding (F32/F16/BF16 weights, tw_matmul_float, the
  *    sgemm path for B >= tw_matmul_sgemm_min_b(t)): 1e-6 S (float32 accumulation over
  *    C <= 768; observed <= 1.6e-7 S);
- *  - AVX2 vs scalar with the same rounded activations: the integer sums agree, only float
- *    rounding and accumulation order differ: 2e-6 S;
+ *  - AVX2 / AVX-512 row dots and the batched integer GEMM vs scalar with the same rounded
+ *    activations: the integer sums agree, only float accumulation order differs: 2e-6 S;
+ *  - the activation quantizers vs ggml's (fixture): bytewise equal; our products vs ggml's
+ *    vec_dot on ggml-quantized weights (fixture): 5e-7 S;
  *  - dequantization (tw_get_row, AVX2 and scalar): bitwise equal to tw_dequantize_row;
  *  - small ops vs double references: 1e-6 relative (rmsnorm), 3e-6 relative per element
  *    + 1e-12 (softmax), 3e-6 relative (swiglu); add exact.
- * Every matmul test runs once per available path (AVX2 when the CPU has it, and forced
- * scalar), so a machine without AVX2 still checks everything it can run. */
+ * Every matmul test runs once per available path (AVX-512 VNNI, AVX2 when the CPU has
+ * them, and forced scalar), so a machine without them still checks everything it can run. */
 #include "testutil.h"
 
 #include "base/base.h"
@@ -108,9 +110,35 @@ static errstat compare(const float *a, const float *b, const double *wn, const d
     return e;
 }
 
-/* the paths this machine can run: AVX2 (when present) and scalar */
-static int n_paths(void) { return tw_kernels_avx2_ops() ? 2 : 1; }
-static void set_path(int p) { tw_kernels_force_scalar(p == 1 || !tw_kernels_avx2_ops()); }
+/* the paths this machine can run, best first: AVX-512 (VNNI GEMM for batches), AVX2,
+ * scalar. Path index p: 0 .. n_paths() - 1; the last one is always scalar. */
+static tw_kernel_path g_paths[3];
+static int n_paths(void)
+{
+    int n = 0;
+    if (tw_kernels_avx512_qgemm()) g_paths[n++] = TW_KPATH_AVX512;
+    if (tw_kernels_avx2_ops()) g_paths[n++] = TW_KPATH_AVX2;
+    g_paths[n++] = TW_KPATH_SCALAR;
+    return n;
+}
+static void set_path(int p)
+{
+    n_paths();
+    tw_kernels_force_path(g_paths[p]);
+}
+static bool path_scalar(int p) { return p == n_paths() - 1; }
+/* the row kernels of path p */
+static const tw_kernel_ops *path_ops(int p)
+{
+    n_paths();
+    return g_paths[p] == TW_KPATH_SCALAR ? tw_kernels_scalar_ops()
+           : g_paths[p] == TW_KPATH_AVX2 ? tw_kernels_avx2_ops() : tw_kernels_avx512_ops();
+}
+static const char *path_name(int p)
+{
+    n_paths();
+    return g_paths[p] == TW_KPATH_AVX512 ? "avx512" : g_paths[p] == TW_KPATH_AVX2 ? "avx2" : "scalar";
+}
 
 typedef struct shape {
     int64_t R, C;
@@ -143,7 +171,7 @@ static void check_matmul_type(tw_type t, bool use_float)
                  * both sides of the threshold are checked whatever the table says */
                 for (int mode = 0; mode < 3; mode++)
                 for (int p = 0; p < n_paths(); p++) {
-                    if (mode > 0 && (p == 1 || B == 1)) continue;       /* scalar: no sgemm */
+                    if (mode > 0 && (path_scalar(p) || B == 1)) continue;       /* scalar: no sgemm */
                     tw_kernels_set_sgemm_min_b(mode == 1 ? 2 : mode == 2 ? INT64_MAX : 0);
                     set_path(p);
                     for (int64_t i = 0; i < B * R; i++) out[i] = -12345.0f;   /* every output written */
@@ -154,15 +182,15 @@ static void check_matmul_type(tw_type t, bool use_float)
                     tw_kernels_set_sgemm_min_b(0);
                     if (getenv("TW_KERNELS_VERBOSE"))
                         fprintf(stderr, "%-5s %-6s %s mode %d B=%-3lld R=%-3lld C=%-4lld max %.2e rms %.2e\n", tname(t),
-                                p ? "scalar" : "simd", use_float ? "float" : "matmul", mode, (long long)B, (long long)R,
+                                path_name(p), use_float ? "float" : "matmul", mode, (long long)B, (long long)R,
                                 (long long)C, e.max, e.rms);
                     if (rounded) {
                         cr_assert(e.max <= 0.01 && e.rms <= 0.002,
                                   "%s %s B=%lld R=%lld C=%lld: max err %.3g rms %.3g of ||w|| ||x||", tname(t),
-                                  p ? "scalar" : "simd", (long long)B, (long long)R, (long long)C, e.max, e.rms);
+                                  path_name(p), (long long)B, (long long)R, (long long)C, e.max, e.rms);
                     } else {
                         cr_assert(e.max <= 1e-6, "%s %s %s B=%lld R=%lld C=%lld: max err %.3g of ||w|| ||x||", tname(t),
-                                  p ? "scalar" : "simd", use_float ? "float" : "matmul", (long long)B, (long long)R,
+                                  path_name(p), use_float ? "float" : "matmul", (long long)B, (long long)R,
                                   (long long)C, e.max);
                     }
                 }
@@ -209,7 +237,7 @@ Test(kernels, simd_matches_scalar)
     simd->quantize_q8k(qk[1], x, C);
     cr_assert(memcmp(qa[0], qa[1], sizeof qa[0]) == 0, "q8a bytes differ between scalar and AVX2");
     cr_assert(memcmp(qk[0], qk[1], sizeof qk[0]) == 0, "q8k bytes differ between scalar and AVX2");
-    cr_assert(qa[0][1].d == 0.0f && qa[0][1].s == 0.0f && qa[0][1].qs[5] == 0, "zero block");
+    cr_assert(qa[0][1].d == 0 && qa[0][1].s == 0 && qa[0][1].qs[5] == 0, "zero block");
     /* the quantizer itself: q = round(x * 127 / amax), bsums = sums of 16 */
     for (int i = 0; i < C / 256; i++)
         for (int g = 0; g < 16; g++) {
@@ -218,9 +246,10 @@ Test(kernels, simd_matches_scalar)
             cr_assert_eq(qk[0][i].bsums[g], s);
         }
     for (int j = 0; j < 32; j++) {
-        const float want = nearbyintf(x[j] * (127.0f / (qa[0][0].d * 127.0f)));
+        const float d = tw_fp16_to_fp32(qa[0][0].d);      /* fp16(amax / 127): rounded */
+        const float want = nearbyintf(x[j] / d);
         cr_assert(fabsf((float)qa[0][0].qs[j] - want) <= 1.0f, "q8a element %d", j);
-        cr_assert(fabsf(qa[0][0].d * qa[0][0].qs[j] - x[j]) <= qa[0][0].d * 0.5f * 1.0001f, "q8a rounding %d", j);
+        cr_assert(fabsf(d * qa[0][0].qs[j] - x[j]) <= d * 0.51f, "q8a rounding %d", j);
     }
     double xn = 0;
     for (int64_t k = 0; k < C; k++) xn += (double)x[k] * x[k];
@@ -232,16 +261,208 @@ Test(kernels, simd_matches_scalar)
         const size_t rb = tw_type_row_bytes((uint32_t)ty, (uint64_t)C);
         const void *xa = tw_matmul_act_type(ty) == TW_TYPE_Q8_0 ? (const void *)qa[0]
                          : tw_matmul_act_type(ty) == TW_TYPE_Q8_K ? (const void *)qk[0] : (const void *)x;
-        for (int64_t r = 0; r < R; r++) {
-            const float a = sc->vec_dot(ty, (const uint8_t *)W + r * rb, xa, C);
-            const float b = simd->vec_dot(ty, (const uint8_t *)W + r * rb, xa, C);
-            cr_assert(fabs((double)a - b) <= 2e-6 * wn[r] * xn, "%s row %lld: scalar %.9g AVX2 %.9g", tname(ty),
-                      (long long)r, a, b);
-        }
+        /* the AVX2 row dots and (where the CPU has it) the AVX-512 VNNI ones */
+        const tw_kernel_ops *tables[2] = {simd, tw_kernels_avx512_ops()};
+        for (int v = 0; v < 2 && tables[v]; v++)
+            for (int64_t r = 0; r < R; r++) {
+                const float a = sc->vec_dot(ty, (const uint8_t *)W + r * rb, xa, C);
+                const float b = tables[v]->vec_dot(ty, (const uint8_t *)W + r * rb, xa, C);
+                cr_assert(fabs((double)a - b) <= 2e-6 * wn[r] * xn, "%s row %lld: scalar %.9g %s %.9g", tname(ty),
+                          (long long)r, a, tables[v]->name, b);
+            }
         free(W);
         free(wn);
     }
     free(x);
+}
+
+/* The activation quantizers against ggml's own (tests/ref/gen_kernel_fixtures.py calls
+ * quantize_row_q8_0 / q8_1 / q8_K of the pip llama_cpp package's libggml-cpu.so): byte
+ * for byte, on every path, including rounding ties, zero blocks, outliers, an fp16
+ * overflowing scale and a negative largest element. */
+Test(kernels, activation_quantizers_match_ggml)
+{
+    size_t len;
+    uint8_t *f = NULL;
+    tw_error e;
+    cr_assert_eq(tw_file_read("tests/data/kernels/q8_act.bin", (char **)&f, &len, &e), TW_OK, "%s", e.msg);
+    cr_assert(len >= 16 && memcmp(f, "TWQ8", 4) == 0);
+    uint32_t hdr[3];
+    memcpy(hdr, f + 4, 12);
+    const uint32_t rows = hdr[1], n = hdr[2];
+    cr_assert(hdr[0] == 1 && n % 256 == 0 && rows > 0);
+    const size_t b0 = n / 32 * 34, b1 = n / 32 * 36, bk = n / 256 * 292;
+    cr_assert_eq(len, 16 + rows * (n * 4 + b0 + b1 + bk));
+    const uint8_t *X = f + 16, *Q0 = X + (size_t)rows * n * 4, *Q1 = Q0 + rows * b0, *QK = Q1 + rows * b1;
+    float *x = malloc(n * sizeof *x);
+    tw_block_q8a *qa = malloc(n / 32 * sizeof *qa);
+    tw_block_q8k *qk = malloc(n / 256 * sizeof *qk);
+    int checked = 0;
+    for (int p = 0; p < n_paths(); p++) {
+        const tw_kernel_ops *ops = path_ops(p);
+        for (uint32_t r = 0; r < rows; r++) {
+            memcpy(x, X + (size_t)r * n * 4, n * 4);
+            ops->quantize_q8a(qa, x, n);
+            ops->quantize_q8k(qk, x, n);
+            cr_assert(memcmp(qa, Q1 + r * b1, b1) == 0, "%s row %u: q8a differs from ggml's q8_1", ops->name, r);
+            for (uint32_t b = 0; b < n / 32; b++) {      /* q8_0 = (d, qs) of q8_1 */
+                const uint8_t *g = Q0 + r * b0 + b * 34;
+                cr_assert(memcmp(g, &qa[b].d, 2) == 0 && memcmp(g + 2, qa[b].qs, 32) == 0,
+                          "%s row %u block %u: q8a differs from ggml's q8_0", ops->name, r, b);
+            }
+            cr_assert(memcmp(qk, QK + r * bk, bk) == 0, "%s row %u: q8k differs from ggml's q8_K", ops->name, r);
+            checked++;
+        }
+        /* the public entry points take the path in use */
+        set_path(p);
+        memcpy(x, X, n * 4);
+        tw_quantize_q8a(qa, x, n);
+        cr_assert(memcmp(qa, Q1, b1) == 0);
+        tw_quantize_q8k(qk, x, n);
+        cr_assert(memcmp(qk, QK, bk) == 0);
+    }
+    tw_kernels_force_path(TW_KPATH_AUTO);
+    cr_assert(checked >= 8);
+    free(x); free(qa); free(qk); free(f);
+}
+
+/* The products against ggml's own (tests/ref/gen_kernel_fixtures.py: weights quantized by
+ * ggml_quantize_chunk, each output = ggml's vec_dot of the weight row with the activation
+ * row quantized by the type's vec_dot_type, i.e. what llama.cpp's CPU backend computes):
+ * same activation bytes, same integer sums and scale products, so only the float
+ * accumulation order differs: 5e-7 S (observed 3.4e-8 S; a float instead of ggml's fp16
+ * activation scale moves a block's product by up to 2^-11 relative), on every path, with
+ * and without the batched GEMM. */
+Test(kernels, products_match_ggml_vec_dot)
+{
+    size_t len;
+    uint8_t *f = NULL;
+    tw_error e;
+    cr_assert_eq(tw_file_read("tests/data/kernels/vec_dot.bin", (char **)&f, &len, &e), TW_OK, "%s", e.msg);
+    cr_assert(len >= 12 && memcmp(f, "TWVD", 4) == 0);
+    uint32_t h[2];
+    memcpy(h, f + 4, 8);
+    cr_assert(h[0] == 1 && h[1] == 8);
+    size_t off = 12;
+    double worst = 0;
+    for (uint32_t k = 0; k < h[1]; k++) {
+        uint32_t d[4];
+        cr_assert(off + 16 <= len);
+        memcpy(d, f + off, 16);
+        off += 16;
+        const tw_type t = (tw_type)d[0];
+        const int64_t R = d[1], C = d[2], B = d[3];
+        const size_t rb = tw_type_row_bytes((uint32_t)t, (uint64_t)C);
+        cr_assert(rb > 0 && off + R * rb + (size_t)(B * C + B * R) * 4 <= len, "type %u", d[0]);
+        uint8_t *W = malloc(R * rb);          /* aligned copies (fp16 fields) */
+        float *x = malloc((size_t)(B * C) * sizeof *x), *want = malloc((size_t)(B * R) * sizeof *want);
+        float *out = malloc((size_t)(B * R) * sizeof *out);
+        memcpy(W, f + off, R * rb);
+        off += R * rb;
+        memcpy(x, f + off, (size_t)(B * C) * 4);
+        off += (size_t)(B * C) * 4;
+        memcpy(want, f + off, (size_t)(B * R) * 4);
+        off += (size_t)(B * R) * 4;
+        double *wn = row_norms(W, t, R, C), *xn = vec_norms(x, B, C);
+        for (int p = 0; p < n_paths(); p++)
+            for (int gm = 0; gm < 2; gm++) {
+                set_path(p);
+                tw_kernels_set_int_gemm_min_b(gm ? 1 : INT64_MAX);
+                tw_kernels_set_sgemm_min_b(INT64_MAX);
+                tw_matmul(out, x, W, t, B, R, C, 1);
+                for (int64_t i = 0; i < B * R; i++) {
+                    const double s = wn[i % R] * xn[i / R], err = fabs((double)out[i] - want[i]) / s;
+                    if (err > worst) worst = err;
+                    cr_assert(err <= 5e-7, "%s %s%s out[%lld]: %.9g, ggml %.9g", tname(t), path_name(p),
+                              gm ? " gemm" : "", (long long)i, out[i], want[i]);
+                }
+            }
+        tw_kernels_set_int_gemm_min_b(0);
+        tw_kernels_set_sgemm_min_b(0);
+        tw_kernels_force_path(TW_KPATH_AUTO);
+        free(W); free(x); free(want); free(out); free(wn); free(xn);
+    }
+    cr_assert_eq(off, len);
+    if (getenv("TW_KERNELS_VERBOSE")) fprintf(stderr, "worst |ours - ggml| = %.3g S\n", worst);
+    free(f);
+}
+
+/* The batched integer GEMM (AVX-512 VNNI) against the scalar row dots with the same
+ * activation bytes: the integer sums are identical, only the float accumulation order
+ * differs (2e-6 S). Odd shapes: R not a multiple of the 16-row tile, B = 1..33 (not a
+ * multiple of the 8-row register block), C a multiple of 32 or 256. Within the GEMM every
+ * output is bitwise independent of B and of where its row falls in a register block. */
+Test(kernels, int_gemm_matches_scalar)
+{
+    if (!tw_kernels_avx512_qgemm()) {
+        cr_log_warn("no AVX-512 VNNI on this CPU: the batched GEMM is not tested here");
+        cr_assert(tw_matmul_int_gemm_min_b(TW_TYPE_Q4_0) == INT64_MAX);
+        return;
+    }
+    const tw_type types[] = {TW_TYPE_Q8_0, TW_TYPE_Q4_0, TW_TYPE_Q4_1, TW_TYPE_Q5_0,
+                             TW_TYPE_Q5_1, TW_TYPE_Q4_K, TW_TYPE_Q5_K, TW_TYPE_Q6_K};
+    const shape shapes[] = {{1, 32}, {17, 96}, {37, 256}, {16, 576}};
+    const shape shapes_k[] = {{1, 256}, {17, 512}, {37, 256}, {16, 768}};
+    for (size_t t = 0; t < 8; t++)
+        for (size_t si = 0; si < 4; si++) {
+            const shape sh = is_k(types[t]) ? shapes_k[si] : shapes[si];
+            const int64_t R = sh.R, C = sh.C, BMAX = 33;
+            void *W = make_weights(types[t], R, C, 700 + t * 10 + si);
+            double *wn = row_norms(W, types[t], R, C);
+            float *x = malloc((size_t)(BMAX * C) * sizeof *x);
+            fill_normal(x, BMAX * C, 800 + t, 1.0);
+            x[3] = 0.0f;
+            for (int64_t k = 0; k < 32 && C > 32; k++) x[C + k] = 0.0f;      /* a zero block */
+            double *xn = vec_norms(x, BMAX, C);
+            float *ref = malloc((size_t)(BMAX * R) * sizeof *ref), *out = malloc((size_t)(BMAX * R) * sizeof *out);
+            float *one = malloc((size_t)R * sizeof *one);
+            tw_kernels_force_path(TW_KPATH_SCALAR);
+            tw_matmul(ref, x, W, types[t], BMAX, R, C, 1);
+            tw_kernels_force_path(TW_KPATH_AVX512);
+            tw_kernels_set_int_gemm_min_b(1);
+            for (int64_t B = 1; B <= BMAX; B += (si == 1 ? 1 : 8)) {
+                for (int64_t i = 0; i < B * R; i++) out[i] = -12345.0f;
+                tw_matmul(out, x, W, types[t], B, R, C, 2);
+                for (int64_t b = 0; b < B; b++)
+                    for (int64_t r = 0; r < R; r++)
+                        cr_assert(fabs((double)out[b * R + r] - ref[b * R + r]) <= 2e-6 * wn[r] * xn[b],
+                                  "%s R=%lld C=%lld B=%lld [%lld,%lld]: gemm %.9g scalar %.9g", tname(types[t]),
+                                  (long long)R, (long long)C, (long long)B, (long long)b, (long long)r,
+                                  out[b * R + r], ref[b * R + r]);
+                /* the last row alone (B = 1) gives the same bits */
+                tw_matmul(one, x + (B - 1) * C, W, types[t], 1, R, C, 1);
+                cr_assert(memcmp(one, out + (B - 1) * R, (size_t)R * sizeof *one) == 0,
+                          "%s B=%lld: row %lld differs from the same row alone", tname(types[t]), (long long)B,
+                          (long long)(B - 1));
+            }
+            tw_kernels_set_int_gemm_min_b(0);
+            tw_kernels_force_path(TW_KPATH_AUTO);
+            free(W); free(wn); free(x); free(xn); free(ref); free(out); free(one);
+        }
+}
+
+/* The path selector: each forced path is the one reported, and the thresholds follow. */
+Test(kernels, path_selector)
+{
+    tw_kernels_force_path(TW_KPATH_SCALAR);
+    cr_assert_eq(tw_kernels_path(), TW_KPATH_SCALAR);
+    cr_assert(!tw_kernels_simd());
+    cr_assert_eq(tw_matmul_int_gemm_min_b(TW_TYPE_Q4_1), INT64_MAX);
+    tw_kernels_force_path(TW_KPATH_AVX2);
+    cr_assert_eq(tw_kernels_path(), tw_kernels_avx2_ops() ? TW_KPATH_AVX2 : TW_KPATH_SCALAR);
+    cr_assert_eq(tw_matmul_int_gemm_min_b(TW_TYPE_Q4_1), INT64_MAX, "no GEMM on the AVX2 path");
+    cr_assert(tw_matmul_sgemm_min_b(TW_TYPE_Q4_1) < INT64_MAX, "AVX2: sgemm for large B");
+    tw_kernels_force_path(TW_KPATH_AVX512);
+    if (tw_kernels_avx512_qgemm()) {
+        cr_assert_eq(tw_kernels_path(), TW_KPATH_AVX512);
+        cr_assert(tw_matmul_int_gemm_min_b(TW_TYPE_Q4_1) < INT64_MAX);
+        cr_assert_eq(tw_matmul_int_gemm_min_b(TW_TYPE_F16), INT64_MAX);
+        cr_assert_eq(tw_matmul_sgemm_min_b(TW_TYPE_Q4_1), INT64_MAX, "integer path at every B");
+        cr_assert(tw_matmul_sgemm_min_b(TW_TYPE_F16) < INT64_MAX);
+    } else {
+        cr_assert_neq(tw_kernels_path(), TW_KPATH_AVX512);
+    }
+    tw_kernels_force_path(TW_KPATH_AUTO);
 }
 
 /* Dequantization: AVX2 and tw_get_row bitwise equal to the reference, on random bytes
@@ -302,7 +523,7 @@ Test(kernels, deterministic_across_threads)
     const tw_type types[] = {TW_TYPE_Q4_1, TW_TYPE_Q6_K, TW_TYPE_F16};
     for (size_t t = 0; t < 3; t++) {
         void *W = make_weights(types[t], R, C, 400 + t);
-        for (int64_t B = 1; B <= 40; B += 39) {
+        for (int64_t B = 1; B <= 41; B += 20) {
             float *x = malloc((size_t)(B * C) * sizeof *x);
             fill_normal(x, B * C, 9, 1.0);
             float *o1 = malloc((size_t)(B * R) * sizeof *o1), *o2 = malloc((size_t)(B * R) * sizeof *o2);
@@ -398,7 +619,6 @@ Test(kernels, bad_shapes)
 
 /* ---- small ops -------------------------------------------------------------------------- */
 
-static const tw_kernel_ops *path_ops(int p) { return p == 0 && tw_kernels_avx2_ops() ? tw_kernels_avx2_ops() : tw_kernels_scalar_ops(); }
 
 Test(kernels, rmsnorm_vs_double)
 {

@@ -6,12 +6,12 @@
  * sgemm.
  *
  * The integer dot products follow llama.cpp's scheme (ggml-quants.c vec_dot_q*_q8_*): the
- * activation row is rounded once to 8-bit blocks, each weight block contributes
- * d_w * d_x * sum(q_w * q_x) (+ the min terms of Q4_1/Q5_1/Q4_K/Q5_K), integer sums
- * exact. The activation blocks are our own (float scales), not bit-compatible with
- * ggml's block_q8_0/q8_1/q8_K.
+ * activation row is rounded once to 8-bit blocks, byte for byte ggml's block_q8_1 /
+ * block_q8_K (fp16 scales included), and each weight block contributes
+ * (d_w * d_x) * sum(q_w * q_x) (+ m_w * s_x for Q4_1/Q5_1, - (dmin_w * d_x) * sum(mins *
+ * bsums) for Q4_K/Q5_K), integer sums exact, the same float products as ggml.
  *
- * Deliberately not here: any SIMD (kernels_avx2.c), weight quantization (quant.c),
+ * Deliberately not here: any SIMD (kernels_avx2.c, kernels_avx512.c), weight quantization (quant.c),
  * attention and model logic (llama.c). */
 #include "model/gemm.h"
 #include "model/kernels.h"
@@ -30,8 +30,9 @@
 
 static tw_cpu g_cpu;
 static pthread_once_t g_cpu_once = PTHREAD_ONCE_INIT;
-static int g_force_scalar;   /* read/written with __atomic builtins */
+static int g_path;              /* tw_kernel_path; read/written with __atomic builtins */
 static int64_t g_sgemm_min_b;   /* 0: the table below */
+static int64_t g_int_gemm_min_b;   /* 0: the table below */
 
 static void detect_cpu(void)
 {
@@ -41,6 +42,8 @@ static void detect_cpu(void)
     g_cpu.fma = __builtin_cpu_supports("fma");
     g_cpu.f16c = __builtin_cpu_supports("f16c");
     g_cpu.avx512f = __builtin_cpu_supports("avx512f");
+    g_cpu.avx512 = g_cpu.avx512f && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                   __builtin_cpu_supports("avx512vnni") && g_cpu.avx2 && g_cpu.fma && g_cpu.f16c;
 #endif
 }
 
@@ -50,9 +53,45 @@ const tw_cpu *tw_cpu_features(void)
     return &g_cpu;
 }
 
+void tw_kernels_force_path(tw_kernel_path p)
+{
+    __atomic_store_n(&g_path, (int)p, __ATOMIC_RELAXED);
+}
+
 void tw_kernels_force_scalar(bool on)
 {
-    __atomic_store_n(&g_force_scalar, on ? 1 : 0, __ATOMIC_RELAXED);
+    tw_kernels_force_path(on ? TW_KPATH_SCALAR : TW_KPATH_AUTO);
+}
+
+/* TW_KERNEL_PATH=scalar|avx2|avx512 in the environment picks the default path (AUTO) for
+ * A/B measurements of whole programs (tunewise bench); tw_kernels_force_path overrides. */
+static int g_env_path;
+static pthread_once_t g_env_once = PTHREAD_ONCE_INIT;
+
+static void read_env_path(void)
+{
+    const char *e = getenv("TW_KERNEL_PATH");
+    if (!e) return;
+    if (strcmp(e, "scalar") == 0) g_env_path = TW_KPATH_SCALAR;
+    else if (strcmp(e, "avx2") == 0) g_env_path = TW_KPATH_AVX2;
+    else if (strcmp(e, "avx512") == 0) g_env_path = TW_KPATH_AVX512;
+}
+
+tw_kernel_path tw_kernels_path(void)
+{
+    int p = __atomic_load_n(&g_path, __ATOMIC_RELAXED);
+    if (p == TW_KPATH_AUTO) {
+        pthread_once(&g_env_once, read_env_path);
+        p = g_env_path;
+    }
+    if (p == TW_KPATH_SCALAR || !tw_kernels_avx2_ops()) return TW_KPATH_SCALAR;
+    if (p == TW_KPATH_AVX2 || !tw_kernels_avx512_qgemm() || !tw_kernels_avx512_ops()) return TW_KPATH_AVX2;
+    return TW_KPATH_AVX512;
+}
+
+void tw_kernels_set_int_gemm_min_b(int64_t b)
+{
+    __atomic_store_n(&g_int_gemm_min_b, b > 0 ? b : 0, __ATOMIC_RELAXED);
 }
 
 void tw_kernels_set_sgemm_min_b(int64_t b)
@@ -60,16 +99,23 @@ void tw_kernels_set_sgemm_min_b(int64_t b)
     __atomic_store_n(&g_sgemm_min_b, b > 0 ? b : 0, __ATOMIC_RELAXED);
 }
 
+static bool is_quantized(tw_type t)
+{
+    return t != TW_TYPE_F32 && t != TW_TYPE_F16 && t != TW_TYPE_BF16;
+}
+
 /* Measured with bench_kernels --only threshold (576 x 1536, one thread, OpenBLAS 0.3.21
  * with its Haswell kernels, on the dev machine's AMD EPYC): the smallest measured B
  * (2, 4, 8, 12, 16, 24, 32, 48, 64) at which dequantize + sgemm beat the row-wise path.
- * The row-wise integer path runs at its B = 1 rate whatever B is (37-78 GFLOP/s by type);
- * sgemm climbs from ~12 GFLOP/s at B = 2 to ~90 at B = 64, so the fast integer kernels
- * (Q8_0, Q4_K) keep the rows longest. */
+ * These apply on the AVX2 path (no batched integer GEMM). With the AVX-512 VNNI GEMM the
+ * integer path is faster than sgemm at every B for every quantized type (bench_kernels
+ * --only gemm; docs/kernels.md), so sgemm is never chosen for them. */
 int64_t tw_matmul_sgemm_min_b(tw_type type)
 {
     const int64_t o = __atomic_load_n(&g_sgemm_min_b, __ATOMIC_RELAXED);
     if (o > 0) return o;
+    if (is_quantized(type) && tw_kernels_path() == TW_KPATH_AVX512 && tw_kernels_avx512_qgemm()->supports(type))
+        return INT64_MAX;
     switch (type) {
     case TW_TYPE_F32: return 8;
     case TW_TYPE_Q4_0: case TW_TYPE_Q5_K: return 16;
@@ -77,6 +123,24 @@ int64_t tw_matmul_sgemm_min_b(tw_type type)
     case TW_TYPE_Q4_K: return 32;
     case TW_TYPE_Q8_0: return 48;
     default: return 12;      /* F16, BF16, Q5_0, Q5_1, Q6_K */
+    }
+}
+
+/* From which B the batched GEMM beats one row dot per (row, activation row): bench_kernels
+ * --only gemm, one thread, 1536 x 576 (legacy) / 1536 x 768 (k-quants), B = 1, 2, 4, 8:
+ * the GEMM pays for unpacking each 16-row tile (~1.5-3 row dots' worth) and then runs at
+ * 350-560 GFLOP/s at B >= 64 against the row dots' 45-78 at any B (docs/kernels.md). */
+int64_t tw_matmul_int_gemm_min_b(tw_type type)
+{
+    if (!is_quantized(type) || tw_kernels_path() != TW_KPATH_AVX512) return INT64_MAX;
+    const tw_qgemm_ops *g = tw_kernels_avx512_qgemm();
+    if (!g || !g->supports(type)) return INT64_MAX;
+    const int64_t o = __atomic_load_n(&g_int_gemm_min_b, __ATOMIC_RELAXED);
+    if (o > 0) return o;
+    switch (type) {
+    case TW_TYPE_Q4_0: case TW_TYPE_Q5_0: case TW_TYPE_Q6_K: return 2;
+    case TW_TYPE_Q5_1: return 3;
+    default: return 4;      /* Q8_0, Q4_1, Q4_K, Q5_K */
     }
 }
 
@@ -90,9 +154,11 @@ static int64_t float_sgemm_min_b(void)
 
 const tw_kernel_ops *tw_kernels_ops(void)
 {
-    if (__atomic_load_n(&g_force_scalar, __ATOMIC_RELAXED)) return tw_kernels_scalar_ops();
-    const tw_kernel_ops *o = tw_kernels_avx2_ops();
-    return o ? o : tw_kernels_scalar_ops();
+    switch (tw_kernels_path()) {
+    case TW_KPATH_SCALAR: return tw_kernels_scalar_ops();
+    case TW_KPATH_AVX512: return tw_kernels_avx512_ops();
+    default: return tw_kernels_avx2_ops();
+    }
 }
 
 bool tw_kernels_simd(void)
@@ -102,13 +168,12 @@ bool tw_kernels_simd(void)
 
 /* ---- activation quantizers -------------------------------------------------------- */
 
-/* q = nearest-even(x * 127/amax): nearbyintf in the default rounding mode, which is what
- * _mm256_round_ps(_MM_FROUND_TO_NEAREST_INT) does, so both paths give the same bytes. */
-static inline int8_t q8_round(float v)
-{
-    return (int8_t)(int)nearbyintf(v);
-}
-
+/* ggml's x86 quantize_row_q8_1 (arch/x86/quants.c): amax = max |x| of the block,
+ * d = amax / 127 stored as fp16, id = 127 / amax (0 for an all-zero block), q = round-to-
+ * nearest-even(x * id) (_mm256_round_ps with _MM_ROUND_NEAREST; nearbyintf in the default
+ * rounding mode is the same), s = fp16(d * sum(q)) with the unrounded float d. Its d and
+ * qs are also quantize_row_q8_0's. No FMA contraction (ISO C build): x * id is one
+ * rounded product, as vmulps. */
 static void quantize_q8a_scalar(tw_block_q8a *y, const float *x, int64_t n)
 {
     for (int64_t i = 0; i < n / 32; i++, x += 32) {
@@ -117,33 +182,48 @@ static void quantize_q8a_scalar(tw_block_q8a *y, const float *x, int64_t n)
             const float a = fabsf(x[j]);
             if (a > amax) amax = a;
         }
-        y[i].d = amax / 127.0f;
-        const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int s = 0;
         for (int j = 0; j < 32; j++) {
-            y[i].qs[j] = q8_round(x[j] * id);
+            y[i].qs[j] = (int8_t)(int)nearbyintf(x[j] * id);
             s += y[i].qs[j];
         }
-        y[i].s = y[i].d * (float)s;
+        y[i].d = tw_fp32_to_fp16(d);
+        y[i].s = tw_fp32_to_fp16(d * (float)s);
     }
 }
 
+/* ggml's quantize_row_q8_K_ref (ggml-quants.c; x86 uses it as is): max = the first element
+ * of largest magnitude, with its sign; iscale = -127 / max; q = min(127, nearest_int(iscale
+ * * x)) (nearest_int: round half to even, as nearbyintf); d = 1 / iscale. An all-zero block:
+ * d = 0, qs = 0 (ggml leaves its bsums unwritten; we write 0). */
 static void quantize_q8k_scalar(tw_block_q8k *y, const float *x, int64_t n)
 {
     for (int64_t i = 0; i < n / 256; i++, x += 256) {
-        float amax = 0.0f;
+        float amax = 0.0f, max = 0.0f;
         for (int j = 0; j < 256; j++) {
             const float a = fabsf(x[j]);
-            if (a > amax) amax = a;
+            if (a > amax) {
+                amax = a;
+                max = x[j];
+            }
         }
-        y[i].d = amax / 127.0f;
-        const float id = amax > 0.0f ? 127.0f / amax : 0.0f;
-        for (int j = 0; j < 256; j++) y[i].qs[j] = q8_round(x[j] * id);
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        const float iscale = -127.0f / max;
+        for (int j = 0; j < 256; j++) {
+            const int v = (int)nearbyintf(iscale * x[j]);
+            y[i].qs[j] = (int8_t)(v < 127 ? v : 127);
+        }
         for (int g = 0; g < 16; g++) {
             int s = 0;
             for (int j = 0; j < 16; j++) s += y[i].qs[16 * g + j];
             y[i].bsums[g] = (int16_t)s;
         }
+        y[i].d = 1.0f / iscale;
     }
 }
 
@@ -211,13 +291,17 @@ static float dot_bf16_scalar(const uint16_t *w, const float *x, int64_t n)
     return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
+/* The legacy dots, as ggml's generic vec_dot_q*_q8_0 / q8_1: per block
+ * (d_w * d_x) * sumi (+ m_w * s_x), sumi = sum((q - offset) * q_x) exact. */
+static inline float dx16(const tw_block_q8a *y) { return tw_fp16_to_fp32(y->d); }
+
 static float dot_q8_0_scalar(const tw_block_q8_0 *w, const tw_block_q8a *y, int64_t nb)
 {
     float sum = 0.0f;
     for (int64_t i = 0; i < nb; i++) {
         int s = 0;
         for (int j = 0; j < 32; j++) s += w[i].qs[j] * y[i].qs[j];
-        sum += tw_fp16_to_fp32(w[i].d) * y[i].d * (float)s;
+        sum += (tw_fp16_to_fp32(w[i].d) * dx16(y + i)) * (float)s;
     }
     return sum;
 }
@@ -229,22 +313,19 @@ static float dot_q4_0_scalar(const tw_block_q4_0 *w, const tw_block_q8a *y, int6
         int s = 0;
         for (int j = 0; j < 16; j++)
             s += ((w[i].qs[j] & 15) - 8) * y[i].qs[j] + ((w[i].qs[j] >> 4) - 8) * y[i].qs[j + 16];
-        sum += tw_fp16_to_fp32(w[i].d) * y[i].d * (float)s;
+        sum += (tw_fp16_to_fp32(w[i].d) * dx16(y + i)) * (float)s;
     }
     return sum;
 }
 
-/* x = d q + m: sum x_w x_a ~ d d_a sum(q q_a) + m d_a sum(q_a). The rounded sum, not the
- * exact one: then the error is sum w_i e_i (e the rounding of x) as for the other types;
- * with the exact sum it would be sum (w_i - m) e_i, up to ~2x larger since m is the block
- * minimum (measured). */
+/* x = d q + m: sum x_w x_a ~ d d_a sum(q q_a) + m s_a, s_a = fp16(d_a sum(q_a)) (q8_1). */
 static float dot_q4_1_scalar(const tw_block_q4_1 *w, const tw_block_q8a *y, int64_t nb)
 {
     float sum = 0.0f;
     for (int64_t i = 0; i < nb; i++) {
         int s = 0;
         for (int j = 0; j < 16; j++) s += (w[i].qs[j] & 15) * y[i].qs[j] + (w[i].qs[j] >> 4) * y[i].qs[j + 16];
-        sum += tw_fp16_to_fp32(w[i].d) * y[i].d * (float)s + tw_fp16_to_fp32(w[i].m) * y[i].s;
+        sum += (tw_fp16_to_fp32(w[i].d) * dx16(y + i)) * (float)s + tw_fp16_to_fp32(w[i].m) * tw_fp16_to_fp32(y[i].s);
     }
     return sum;
 }
@@ -260,7 +341,7 @@ static float dot_q5_0_scalar(const tw_block_q5_0 *w, const tw_block_q8a *y, int6
             const int q1 = ((w[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4)) - 16;
             s += q0 * y[i].qs[j] + q1 * y[i].qs[j + 16];
         }
-        sum += tw_fp16_to_fp32(w[i].d) * y[i].d * (float)s;
+        sum += (tw_fp16_to_fp32(w[i].d) * dx16(y + i)) * (float)s;
     }
     return sum;
 }
@@ -276,7 +357,7 @@ static float dot_q5_1_scalar(const tw_block_q5_1 *w, const tw_block_q8a *y, int6
             const int q1 = (w[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1u) << 4);
             s += q0 * y[i].qs[j] + q1 * y[i].qs[j + 16];
         }
-        sum += tw_fp16_to_fp32(w[i].d) * y[i].d * (float)s + tw_fp16_to_fp32(w[i].m) * y[i].s;
+        sum += (tw_fp16_to_fp32(w[i].d) * dx16(y + i)) * (float)s + tw_fp16_to_fp32(w[i].m) * tw_fp16_to_fp32(y[i].s);
     }
     return sum;
 }
@@ -830,6 +911,72 @@ static bool matmul_sgemm(mm_job *j, int nt)
     return true;
 }
 
+/* ---- the batched integer GEMM driver ---- */
+
+typedef struct qg_job {
+    float *out;
+    const uint8_t *W, *act;
+    size_t rb, act_row, scratch_bytes;
+    tw_type type;
+    int64_t B, R, C;
+    const tw_qgemm_ops *g;
+    uint8_t *scratch;             /* one per slot */
+} qg_job;
+
+/* One chunk: TW_QGEMM_ROWS weight rows against every activation row. */
+static void chunk_qgemm(void *arg, int64_t t, int slot)
+{
+    const qg_job *j = arg;
+    const int64_t r0 = t * TW_QGEMM_ROWS;
+    const int64_t n = j->R - r0 < TW_QGEMM_ROWS ? j->R - r0 : TW_QGEMM_ROWS;
+    j->g->tile(j->out + r0, j->R, j->W + (size_t)r0 * j->rb, j->rb, j->type, n, j->act, j->act_row, j->B, j->C,
+               j->scratch + (size_t)slot * j->scratch_bytes);
+}
+
+typedef struct qa_job {
+    const tw_qgemm_ops *g;
+    tw_type type;
+    uint8_t *act;
+    const float *x;
+    size_t act_row;
+    int64_t C;
+} qa_job;
+
+static void chunk_qgemm_act(void *arg, int64_t b, int slot)
+{
+    (void)slot;
+    const qa_job *j = arg;
+    j->g->prepare_act(j->type, j->act + (size_t)b * j->act_row, j->x + b * j->C, j->C);
+}
+
+/* false when memory is short (the caller falls back) */
+static bool matmul_qgemm(float *out, const float *x, const void *W, tw_type type, int64_t B, int64_t R, int64_t C,
+                         int nt)
+{
+    const tw_qgemm_ops *g = tw_kernels_avx512_qgemm();
+    const int64_t ntiles = (R + TW_QGEMM_ROWS - 1) / TW_QGEMM_ROWS;
+    if (nt > ntiles) nt = (int)ntiles;
+    if (nt > TW_POOL_MAX + 1) nt = TW_POOL_MAX + 1;
+    if (nt < 1) nt = 1;
+    const size_t act_row = (g->act_bytes(type, C) + 63) & ~(size_t)63;
+    const size_t sb = (g->scratch_bytes(type, C) + 63) & ~(size_t)63;
+    uint8_t *act = aligned_alloc(64, act_row * (size_t)B);
+    uint8_t *scratch = aligned_alloc(64, sb * (size_t)nt);
+    if (!act || !scratch) {
+        free(act);
+        free(scratch);
+        return false;
+    }
+    qa_job a = {.g = g, .type = type, .act = act, .x = x, .act_row = act_row, .C = C};
+    tw_parallel_for(B, B * C >= 65536 ? nt : 1, chunk_qgemm_act, &a);
+    qg_job j = {.out = out, .W = W, .act = act, .rb = tw_type_row_bytes(type, C), .act_row = act_row,
+                .scratch_bytes = sb, .type = type, .B = B, .R = R, .C = C, .g = g, .scratch = scratch};
+    tw_parallel_for(ntiles, nt, chunk_qgemm, &j);
+    free(act);
+    free(scratch);
+    return true;
+}
+
 void tw_matmul(float *out, const float *x, const void *W, tw_type type, int64_t B, int64_t R, int64_t C,
                int n_threads)
 {
@@ -842,6 +989,7 @@ void tw_matmul(float *out, const float *x, const void *W, tw_type type, int64_t 
                 .rb = tw_type_row_bytes(type, C), .ops = tw_kernels_ops()};
     const int nt = threads_for(resolve_threads(n_threads), B, R, C);
     if (j.ops != tw_kernels_scalar_ops() && B >= tw_matmul_sgemm_min_b(type) && C > 0 && matmul_sgemm(&j, nt)) return;
+    if (C > 0 && B >= tw_matmul_int_gemm_min_b(type) && matmul_qgemm(out, x, W, type, B, R, C, nt)) return;
     const tw_type at = tw_matmul_act_type(type);
     if (at == TW_TYPE_F32 || C == 0) {
         j.xa = x;

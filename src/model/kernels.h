@@ -5,9 +5,11 @@
  * Conventions (DESIGN.md): output pointer first, dimensions last, a shape comment per
  * kernel. Every kernel has a plain scalar reference (`*_ref`, double accumulation) that
  * the tests compare the fast paths against, with the tolerance written next to the test
- * (docs/kernels.md lists them). Fast paths: AVX2/FMA/F16C chosen at run time (scalar
- * fallback), threads across output rows (tw_parallel_for, a small pool that tolerates
- * preempted workers), OpenBLAS sgemm on dequantized tiles of W for batched work.
+ * (docs/kernels.md lists them). Fast paths chosen at run time: AVX-512 VNNI (a batched
+ * integer GEMM for quantized W, and the legacy types' row dots), AVX2/FMA/F16C, scalar
+ * fallback; threads across output rows (tw_parallel_for, a small pool that tolerates
+ * preempted workers); OpenBLAS sgemm on dequantized tiles of W for batched float work
+ * (and for quantized W on CPUs without AVX-512 VNNI).
  *
  * Weight layout: a GGUF tensor with ne = {C, R} is R rows of C elements, each row
  * tw_type_row_bytes(type, C) bytes, rows contiguous. W needs 2-byte alignment (the fp16
@@ -29,14 +31,30 @@
 
 /* ---- CPU features and path selection ---------------------------------------------- */
 
-/* CPU features detected at run time (cached after the first call). */
+/* CPU features detected at run time (cached after the first call). avx512: F, BW, VL
+ * and VNNI together (what the batched integer GEMM of kernels_avx512.c needs). */
 typedef struct tw_cpu {
-    bool avx2, fma, f16c, avx512f;
+    bool avx2, fma, f16c, avx512f, avx512;
 } tw_cpu;
 const tw_cpu *tw_cpu_features(void);
-/* Force the scalar paths: no SIMD and no BLAS anywhere in this file (tests compare both;
- * benchmarks may report both). Process-wide; not meant to be flipped while other threads
- * run kernels. */
+
+/* Which kernels run. AUTO: the best the CPU has (AVX-512 VNNI GEMM for batches + AVX2 row
+ * kernels, else AVX2, else scalar). The others force one (tests compare them; forcing a
+ * path the CPU lacks gives the best available below it). SCALAR means no SIMD and no BLAS
+ * anywhere in this file. Process-wide; not meant to be flipped while other threads run
+ * kernels. */
+typedef enum tw_kernel_path {
+    TW_KPATH_AUTO = 0,
+    TW_KPATH_SCALAR = 1,
+    TW_KPATH_AVX2 = 2,      /* AVX2+FMA+F16C row kernels, no AVX-512 GEMM */
+    TW_KPATH_AVX512 = 3,    /* AVX2 row kernels + the AVX-512 VNNI batched GEMM */
+} tw_kernel_path;
+void tw_kernels_force_path(tw_kernel_path p);
+/* (AUTO also reads the environment once: TW_KERNEL_PATH=scalar|avx2|avx512 caps the path,
+ * for A/B timings of whole programs.) */
+/* The path in use (never AUTO). */
+tw_kernel_path tw_kernels_path(void);
+/* Shorthand: on = TW_KPATH_SCALAR, off = TW_KPATH_AUTO. */
 void tw_kernels_force_scalar(bool on);
 /* true when the AVX2+FMA+F16C paths are in use (CPU has them and scalar is not forced). */
 bool tw_kernels_simd(void);
@@ -47,17 +65,23 @@ bool tw_kernels_simd(void);
  * F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K; C a multiple of the
  * type's block). n_threads <= 0: omp_get_max_threads(). x and out must not alias.
  *
- * For the quantized types and small B, each row of x is first rounded to 8 bits per
- * element (blocks of 32 with a float scale for the legacy types, of 256 with 16-element
- * sums for the k-quants: llama.cpp's q8_0/q8_1/q8_K idea) and the products are integer
- * dot products; this is an approximation: |out - exact| <= 0.023 ||w_r|| ||x_b|| (legacy
+ * For the quantized types each row of x is first rounded to 8 bits per element exactly
+ * as ggml's x86 CPU backend does for the weight type's vec_dot_type (q8_0 for Q4_0, Q5_0,
+ * Q8_0; q8_1 for Q4_1, Q5_1; q8_K for the k-quants: same bytes, fp16 scales included)
+ * and the products are integer dot products combined with those scales as ggml does
+ * (integer sums exact; only the float accumulation order differs). This is an
+ * approximation of the float product: |out - exact| <= 0.025 ||w_r|| ||x_b|| (legacy
  * types) or 0.063 ||w_r|| ||x_b|| (k-quants) as a hard bound, typically ~1e-3 of that
- * scale (docs/kernels.md). For large B (>= tw_matmul_sgemm_min_b(type)) the weights are
- * dequantized exactly (tiles of rows) and multiplied in float32 by OpenBLAS sgemm.
- * F32/F16/BF16 weights never round x. Use tw_matmul_float for exact float activations.
+ * scale (docs/kernels.md). Small B: one integer dot per (row, activation row); from
+ * tw_matmul_int_gemm_min_b(type) (AVX-512 VNNI CPUs) a batched integer GEMM that unpacks
+ * each weight block once for many activation rows; CPUs without AVX-512 VNNI use
+ * dequantize + sgemm from tw_matmul_sgemm_min_b(type) instead (exact float W, no rounding
+ * of x). F32/F16/BF16 weights never round x. Use tw_matmul_float for exact
+ * float activations.
  *
  * Deterministic: every output element is computed by one thread in a fixed order, so
- * the result does not depend on n_threads (nor on scheduling). */
+ * the result does not depend on n_threads (nor on scheduling). It can depend on B (the
+ * path changes with B; the paths agree to float rounding). */
 void tw_matmul(float *out, const float *x, const void *W, tw_type type, int64_t B, int64_t R, int64_t C,
                int n_threads);
 /* Same product without rounding the activations: W is dequantized on the fly (exact, as
@@ -71,11 +95,17 @@ void tw_matmul_ref(float *out, const float *x, const void *W, tw_type type, int6
 
 /* The batch size from which tw_matmul takes the dequantize + sgemm path for W of this
  * type (a per-type table measured on the dev machine with bench/bench_kernels.c, or the
- * override below); below it, it goes row by row. tw_matmul_float switches at B = 8. */
+ * override below); INT64_MAX where the integer path is faster at every B (quantized
+ * types on AVX-512 VNNI CPUs). tw_matmul_float switches at B = 8. */
 int64_t tw_matmul_sgemm_min_b(tw_type type);
 /* Override the table process-wide (benchmarks measure both sides; b <= 0 restores the
  * table, INT64_MAX disables the sgemm path). */
 void tw_kernels_set_sgemm_min_b(int64_t b);
+/* The batch size from which tw_matmul uses the batched integer GEMM for this type on the
+ * current path (INT64_MAX: not available for the type or path), and its override (b <= 0
+ * restores the table). The sgemm threshold wins when both apply. */
+int64_t tw_matmul_int_gemm_min_b(tw_type type);
+void tw_kernels_set_int_gemm_min_b(int64_t b);
 
 /* out (C) = row r of W (R, C) dequantized (embedding lookup); bitwise equal to
  * tw_dequantize_row of that row (except that signaling-NaN fp16 values, which no
@@ -137,27 +167,28 @@ void tw_swiglu_ref(float *out, const float *gate, const float *up, int64_t n);
 
 /* ---- internals shared by kernels.c, kernels_avx2.c and the tests ----------------------- */
 
-/* 8-bit activation blocks (our formats, float scales; llama.cpp's block_q8_1 / block_q8_K
- * ideas): x[i] ~ d * qs[i]. */
-typedef struct tw_block_q8a {      /* 32 elements, for the legacy types */
-    float d;                       /* amax / 127 */
-    float s;                       /* d * sum(qs) (for the Q4_1/Q5_1 min term) */
-    int8_t qs[32];
+/* 8-bit activation blocks, byte for byte ggml's (ggml-common.h): x[i] ~ d * qs[i]. */
+typedef struct tw_block_q8a {      /* 32 elements: ggml's block_q8_1 (36 bytes) */
+    uint16_t d;                    /* fp16(amax / 127) */
+    uint16_t s;                    /* fp16((amax / 127) * sum(qs)), the unrounded d */
+    int8_t qs[32];                 /* nearest-even(x * (127 / amax)) */
 } tw_block_q8a;
-typedef struct tw_block_q8k {      /* 256 elements, for the k-quants */
-    float d;                       /* amax / 127 */
-    int8_t qs[256];
+typedef struct tw_block_q8k {      /* 256 elements: ggml's block_q8_K (292 bytes) */
+    float d;                       /* 1 / iscale, iscale = -127 / max (max: the element of
+                                      largest magnitude, signed, first one on ties) */
+    int8_t qs[256];                /* min(127, nearest-even(iscale * x)) */
     int16_t bsums[16];             /* sums of qs over each 16 elements */
 } tw_block_q8k;
 
-/* The activation quantizers: q = round-to-nearest-even(x * (127 / amax)), d = amax / 127
- * (amax 0: all zero). The scalar and AVX2 versions give identical bytes. n a multiple of
- * 32 / 256. */
+/* The activation quantizers, bit-identical to ggml's x86 quantize_row_q8_1 (its d and qs
+ * are also quantize_row_q8_0's) and quantize_row_q8_K (= quantize_row_q8_K_ref; an
+ * all-zero block gets d = 0, qs = 0 and bsums = 0). Scalar and AVX2 versions give the same
+ * bytes (tested against a ggml fixture). n a multiple of 32 / 256. */
 void tw_quantize_q8a(tw_block_q8a *y, const float *x, int64_t n);
 void tw_quantize_q8k(tw_block_q8k *y, const float *x, int64_t n);
 /* The activation block type a weight type's integer dot product takes: TW_TYPE_Q8_0
- * (meaning tw_block_q8a) for the legacy types, TW_TYPE_Q8_K (tw_block_q8k) for the
- * k-quants, TW_TYPE_F32 (no rounding) for F32/F16/BF16. */
+ * (meaning tw_block_q8a, ggml's q8_0 / q8_1) for the legacy types, TW_TYPE_Q8_K
+ * (tw_block_q8k) for the k-quants, TW_TYPE_F32 (no rounding) for F32/F16/BF16. */
 tw_type tw_matmul_act_type(tw_type wtype);
 /* One dot product of a weight row (n elements of wtype) with an activation row in the
  * type above (blocks from tw_quantize_q8a / q8k, or floats), current path (SIMD or
@@ -181,6 +212,26 @@ typedef struct tw_kernel_ops {
 } tw_kernel_ops;
 const tw_kernel_ops *tw_kernels_scalar_ops(void);
 const tw_kernel_ops *tw_kernels_avx2_ops(void);     /* NULL when the CPU (or build) lacks it */
+/* The AVX2 table with the legacy types' row dots on AVX-512 VL/BW + VNNI (kernels_avx512.c);
+ * NULL when the CPU (or build) lacks it. */
+const tw_kernel_ops *tw_kernels_avx512_ops(void);
 const tw_kernel_ops *tw_kernels_ops(void);          /* the one in use */
+
+/* The batched integer GEMM of kernels_avx512.c, one tile: out[b * ldo + i] for the
+ * activation rows b in [0, B) and the n_rows <= TW_QGEMM_ROWS weight rows i at W (rb bytes
+ * apart), C elements each. act: the prepared activations (tw_qgemm_act_bytes(type, C)
+ * bytes per row, rows act_row bytes apart, filled by tw_qgemm_prepare_act). scratch:
+ * tw_qgemm_scratch_bytes(C) bytes, 64-aligned. Same integer sums as the row dots, scales
+ * as ggml; float accumulation per output: sequential over the blocks of the row. */
+#define TW_QGEMM_ROWS 16
+typedef struct tw_qgemm_ops {
+    bool (*supports)(tw_type wtype);
+    size_t (*act_bytes)(tw_type wtype, int64_t C);
+    void (*prepare_act)(tw_type wtype, void *act, const float *x, int64_t C);
+    size_t (*scratch_bytes)(tw_type wtype, int64_t C);
+    void (*tile)(float *out, int64_t ldo, const uint8_t *W, size_t rb, tw_type wtype, int64_t n_rows,
+                 const uint8_t *act, size_t act_row, int64_t B, int64_t C, void *scratch);
+} tw_qgemm_ops;
+const tw_qgemm_ops *tw_kernels_avx512_qgemm(void);  /* NULL when the CPU (or build) lacks it */
 
 #endif /* TW_MODEL_KERNELS_H */

@@ -10,15 +10,15 @@
  * Integer dot products (the approach of llama.cpp's ggml-quants.c AVX2 paths, written
  * from the block formats in quant.h): weights unpacked to bytes, _mm256_maddubs_epi16
  * (unsigned x signed bytes -> int16 pairs), _mm256_madd_epi16 to int32, one float FMA per
- * block. Weights are kept unsigned and offsets / minimums go into a separate term
- * (Q4_0's -8, Q4_K's mins, Q6_K's -32 through the activation's block sums); only Q8_0's
- * signed weights move their sign onto the activation with _mm256_sign_epi8. No int16
+ * block. As in ggml: Q8_0, and Q4_0/Q5_0 as bytes q - 8 / q - 16, are signed and use the
+ * sign trick (_mm256_sign_epi8 moves the weight's sign onto the activation); Q4_1/Q5_1 and
+ * the k-quants keep unsigned weights with the minimums / offsets in a separate term (Q4_K's
+ * mins, Q6_K's -32 through the activation's block sums). No int16
  * saturation is possible: every pair sum is bounded below 2 * 128 * 127. The result equals
  * the scalar path's up to float rounding (tests: within 2e-6 ||w|| ||x||).
  *
- * Deliberately not here: AVX-512 / AVX-VNNI (measured: _mm256_dpbusd_avx_epi32 in place of
- * maddubs + madd saves ~6% on Q4_1, not worth a second table yet), threading, the choice
- * between paths (kernels.c). */
+ * Deliberately not here: AVX-512 / VNNI (kernels_avx512.c: the batched GEMM and the legacy
+ * row dots), threading, the choice between paths (kernels.c). */
 #include "model/kernels.h"
 #include "model/quant.h"
 
@@ -148,21 +148,27 @@ TW_AVX2 static inline __m256 absmax8(__m256 m, const float *x)
     return _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x)));
 }
 
+/* ggml's x86 quantize_row_q8_1 step for step (kernels.c, quantize_q8a_scalar, has the
+ * formulas): the same bytes as the scalar version and as ggml. */
 TW_AVX2 static void quantize_q8a_avx2(tw_block_q8a *y, const float *x, int64_t n)
 {
     for (int64_t i = 0; i < n / 32; i++, x += 32) {
         __m256 m = _mm256_setzero_ps();
         for (int k = 0; k < 32; k += 8) m = absmax8(m, x + k);
         const float amax = hmax_ps(m);
-        y[i].d = amax / 127.0f;
-        const __m256 id = _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+        const float d = amax / 127.0f;
+        const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
         const __m256i q = round_pack32(x, id);
         _mm256_storeu_si256((__m256i *)y[i].qs, q);
         const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), q), _mm256_set1_epi16(1));
-        y[i].s = y[i].d * (float)hsum_epi32(s);
+        y[i].d = (uint16_t)_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+        y[i].s = (uint16_t)_cvtss_sh(d * (float)hsum_epi32(s), _MM_FROUND_TO_NEAREST_INT);
     }
 }
 
+/* ggml's quantize_row_q8_K_ref (see quantize_q8k_scalar): the signed max is found with a
+ * vector |x| maximum and a scan for its first occurrence; iscale * x is rounded to nearest
+ * even by _mm256_round_ps, and the packs saturate at 127 (the min(127, v)). */
 TW_AVX2 static void quantize_q8k_avx2(tw_block_q8k *y, const float *x, int64_t n)
 {
     const __m256i ones = _mm256_set1_epi16(1);
@@ -170,8 +176,18 @@ TW_AVX2 static void quantize_q8k_avx2(tw_block_q8k *y, const float *x, int64_t n
         __m256 m = _mm256_setzero_ps();
         for (int k = 0; k < 256; k += 8) m = absmax8(m, x + k);
         const float amax = hmax_ps(m);
-        y[i].d = amax / 127.0f;
-        const __m256 id = _mm256_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        float max = 0.0f;
+        for (int k = 0; k < 256; k++)
+            if (fabsf(x[k]) == amax) {
+                max = x[k];
+                break;
+            }
+        const float iscale = -127.0f / max;
+        const __m256 id = _mm256_set1_ps(iscale);
         for (int k = 0; k < 256; k += 32) {
             const __m256i q = round_pack32(x + k, id);
             _mm256_storeu_si256((__m256i *)(y[i].qs + k), q);
@@ -181,6 +197,7 @@ TW_AVX2 static void quantize_q8k_avx2(tw_block_q8k *y, const float *x, int64_t n
             y[i].bsums[k / 16] = (int16_t)hsum_epi32(lo);
             y[i].bsums[k / 16 + 1] = (int16_t)hsum_epi32(hi);
         }
+        y[i].d = 1.0f / iscale;
     }
 }
 
@@ -248,30 +265,27 @@ TW_AVX2 static float dot_bf16_avx2(const uint16_t *w, const float *x, int64_t n)
 /* Two blocks per iteration into two accumulators: one FMA chain per block would make the
  * FMA latency (4 cycles) the bound.
  *
- * Every type but Q8_0 runs on unsigned weights q (maddubs needs no sign fix-up), with
- * the offset or minimum as a separate term: x_w = d_w q + m_w, m_w the stored min (Q4_1,
- * Q5_1) or -8 d_w / -16 d_w (Q4_0, Q5_0), and sum_i x_w,i x_i ~ d_w d_x sum(q q_x) + m_w s_x.
- * The scales: the weight block starts with fp16 d (and m) and the activation block with
- * float d, s, so one 32-bit load + one vcvtph2ps gives (d_w, m_w) and one multiply by
- * (d_x, s_x) gives the block scale d_w d_x (lane 0, broadcast into the FMA) and the min
- * term m_w s_x (lane 1, summed in a vector) — 25% faster on Q4_1 than two scalar
- * _cvtsh_ss conversions (measured). For the offset types lane 1 is d_w s_x, scaled by the
- * offset once at the end. */
+ * As ggml: Q8_0, Q4_0, Q5_0 have signed weights (q - 8 / q - 16 formed as bytes) and the
+ * block gives (d_w d_x) * sumi, sumi exact (the sign trick: |w| * sign(x, w)); Q4_1, Q5_1
+ * keep q unsigned and add m_w * s_x. The scales: the weight block starts with fp16 d (and
+ * m) and the activation block with fp16 d, s, so two 32-bit loads + vcvtph2ps give
+ * (d_w, m_w) and (d_x, s_x) and one multiply gives d_w d_x (lane 0, broadcast into the
+ * FMA) and m_w s_x (lane 1, summed in a vector). */
 
-enum { MIN_NONE = 0, MIN_STORED = 1, MIN_OFFSET = 2 };
+enum { MIN_NONE = 0, MIN_STORED = 1 };
 
-/* lanes (d_w d_x, m_w s_x | d_w s_x, ., .) */
+/* lanes (d_w d_x, m_w s_x, ., .) */
 TW_AVX2 static inline __m128 block_scales(const void *wblk, int kind, const tw_block_q8a *y)
 {
-    uint32_t u = 0;
+    uint32_t u = 0, v;
     memcpy(&u, wblk, kind == MIN_STORED ? 4 : 2);
-    __m128 w = _mm_cvtph_ps(_mm_cvtsi32_si128((int)u));
-    if (kind == MIN_OFFSET) w = _mm_moveldup_ps(w);                 /* (d_w, d_w, ...) */
-    return _mm_mul_ps(w, _mm_castpd_ps(_mm_load_sd((const double *)&y->d)));
+    memcpy(&v, y, 4);
+    const __m128 w = _mm_cvtph_ps(_mm_cvtsi32_si128((int)u));
+    return _mm_mul_ps(w, _mm_cvtph_ps(_mm_cvtsi32_si128((int)v)));
 }
 
-/* kind: MIN_NONE (signed weights, Q8_0), MIN_STORED, MIN_OFFSET with offset `off` */
-#define LEGACY_DOT(name, wtype, QW, kind, off)                                                           \
+/* kind: MIN_NONE (signed weights), MIN_STORED (unsigned weights + m_w s_x) */
+#define LEGACY_DOT(name, wtype, QW, kind)                                                                \
     TW_AVX2 static float name(const wtype *w, const tw_block_q8a *y, int64_t nb)                          \
     {                                                                                                 \
         __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();                                \
@@ -297,23 +311,29 @@ TW_AVX2 static inline __m128 block_scales(const void *wblk, int kind, const tw_b
             acc0 = _mm256_fmadd_ps(_mm256_broadcastss_ps(s0), p0, acc0);                              \
             if (kind != MIN_NONE) accm = _mm_add_ps(accm, s0);                                        \
         }                                                                                             \
-        const float sum = hsum_ps(_mm256_add_ps(acc0, acc1)), m = _mm_cvtss_f32(_mm_movehdup_ps(accm)); \
-        return kind == MIN_NONE ? sum : kind == MIN_STORED ? sum + m : sum - (float)(off) * m;        \
+        const float sum = hsum_ps(_mm256_add_ps(acc0, acc1));                                         \
+        return kind == MIN_NONE ? sum : sum + _mm_cvtss_f32(_mm_movehdup_ps(accm));                   \
     }
 
-/* the weights of one block as 32 bytes in element order (unsigned but for Q8_0) */
+/* the weights of one block as 32 bytes in element order: signed q - offset (Q8_0, Q4_0,
+ * Q5_0) or unsigned q (Q4_1, Q5_1) */
 #define QW_Q8_0(b) _mm256_loadu_si256((const __m256i *)(b)->qs)
 #define QW_Q4(b) nibbles32((b)->qs)
+#define QW_Q4S(b) _mm256_sub_epi8(nibbles32((b)->qs), _mm256_set1_epi8(8))
 #define QW_Q5(b) _mm256_or_si256(nibbles32((b)->qs), _mm256_and_si256(bits32(rd32le((b)->qh)), _mm256_set1_epi8(0x10)))
+/* q - 16 as int8: the nibble where the 5th bit is set, nibble | 0xf0 (= nibble - 16) where not */
+#define QW_Q5S(b) _mm256_or_si256(nibbles32((b)->qs), _mm256_andnot_si256(bits32(rd32le((b)->qh)), _mm256_set1_epi8((char)0xf0)))
 
 _Static_assert(offsetof(tw_block_q4_1, m) == 2 && offsetof(tw_block_q5_1, m) == 2, "m follows d");
-_Static_assert(offsetof(tw_block_q8a, s) == 4, "s follows d");
+_Static_assert(offsetof(tw_block_q8a, s) == 2 && sizeof(tw_block_q8a) == 36, "ggml block_q8_1 layout");
+_Static_assert(offsetof(tw_block_q8k, qs) == 4 && offsetof(tw_block_q8k, bsums) == 260 && sizeof(tw_block_q8k) == 292,
+               "ggml block_q8_K layout");
 
-LEGACY_DOT(dot_q8_0_avx2, tw_block_q8_0, QW_Q8_0, MIN_NONE, 0)
-LEGACY_DOT(dot_q4_0_avx2, tw_block_q4_0, QW_Q4, MIN_OFFSET, 8)
-LEGACY_DOT(dot_q4_1_avx2, tw_block_q4_1, QW_Q4, MIN_STORED, 0)
-LEGACY_DOT(dot_q5_0_avx2, tw_block_q5_0, QW_Q5, MIN_OFFSET, 16)
-LEGACY_DOT(dot_q5_1_avx2, tw_block_q5_1, QW_Q5, MIN_STORED, 0)
+LEGACY_DOT(dot_q8_0_avx2, tw_block_q8_0, QW_Q8_0, MIN_NONE)
+LEGACY_DOT(dot_q4_0_avx2, tw_block_q4_0, QW_Q4S, MIN_NONE)
+LEGACY_DOT(dot_q4_1_avx2, tw_block_q4_1, QW_Q4, MIN_STORED)
+LEGACY_DOT(dot_q5_0_avx2, tw_block_q5_0, QW_Q5S, MIN_NONE)
+LEGACY_DOT(dot_q5_1_avx2, tw_block_q5_1, QW_Q5, MIN_STORED)
 
 /* ---- integer dots, k-quants (super-blocks of 256, tw_block_q8k activations) ------------------ */
 
