@@ -22,6 +22,7 @@
 
 #include "base/base.h"
 #include "model/gguf.h"
+#include "model/half.h"
 #include "model/kernels.h"
 #include "model/quant.h"
 
@@ -178,7 +179,8 @@ static void check_matmul_type(tw_type t, bool use_float)
                     if (use_float) tw_matmul_float(out, x, W, t, B, R, C, 1);   /* threads: see deterministic_across_threads */
                     else tw_matmul(out, x, W, t, B, R, C, 1);
                     const errstat e = compare(out, ref, wn, xn, B, R);
-                    const bool rounded = !use_float && is_quant(t) && !(tw_kernels_simd() && B >= tw_matmul_sgemm_min_b(t));
+                    const bool rounded = !use_float && is_quant(t) &&
+                                         (tw_matmul_ggml_order(t) || !(tw_kernels_simd() && B >= tw_matmul_sgemm_min_b(t)));
                     tw_kernels_set_sgemm_min_b(0);
                     if (getenv("TW_KERNELS_VERBOSE"))
                         fprintf(stderr, "%-5s %-6s %s mode %d B=%-3lld R=%-3lld C=%-4lld max %.2e rms %.2e\n", tname(t),
@@ -827,7 +829,7 @@ Test(kernels, smollm2_real_weights)
                 set_path(p);
                 tw_matmul(out, x, t->data, t->type, B, R, C, 2);
                 const errstat es = compare(out, ref, wn, xn, B, R);
-                const bool rounded = !(tw_kernels_simd() && B >= tw_matmul_sgemm_min_b(t->type));
+                const bool rounded = tw_matmul_ggml_order(t->type) || !(tw_kernels_simd() && B >= tw_matmul_sgemm_min_b(t->type));
                 cr_assert(es.max <= (rounded ? 0.01 : 1e-6) && es.rms <= (rounded ? 0.002 : 1e-6),
                           "%s %s B=%lld: max %.3g rms %.3g", names[k], tw_kernels_ops()->name, (long long)B, es.max, es.rms);
                 tw_matmul_float(out, x, t->data, t->type, B, R, C, 2);
@@ -843,4 +845,81 @@ Test(kernels, smollm2_real_weights)
         free(row); free(want);
     }
     tw_gguf_free(g);
+}
+
+/* Q4_1 and Q8_0 products in llama.cpp's float order (tw_matmul_ggml_order): every path
+ * (scalar with libm fmaf, AVX2, the AVX-512 table) gives the same bits, whatever the batch
+ * size (each output element is summed the same way for B = 1 and B = 37), and the result
+ * is the exact order's: a straightforward C transcription of it, computed here from the
+ * quantized activation blocks, is bit-equal. */
+Test(kernels, ggml_order_products_bitwise)
+{
+    const tw_type types[] = {TW_TYPE_Q4_1, TW_TYPE_Q8_0};
+    const int64_t R = 19, C = 576, B = 37;
+    const tw_kernel_path paths[] = {TW_KPATH_SCALAR, TW_KPATH_AVX2, TW_KPATH_AVX512};
+    for (size_t ti = 0; ti < 2; ti++) {
+        const tw_type t = types[ti];
+        cr_assert(tw_matmul_ggml_order(t));
+        void *W = make_weights(t, R, C, 50 + ti);
+        float *x = malloc((size_t)(B * C) * sizeof *x), *ref = malloc((size_t)(B * R) * sizeof *ref);
+        float *got = malloc((size_t)(B * R) * sizeof *got), *one = malloc((size_t)R * sizeof *one);
+        fill_normal(x, B * C, 60 + ti, 1.0);
+        x[5] = 40.0f;   /* an outlier activation, as SmolLM2 has */
+        /* the reference: quantize each row (bytes checked against libggml elsewhere), then
+         * the order written out in plain C */
+        const size_t rb = tw_type_row_bytes((uint32_t)t, (uint64_t)C);
+        tw_block_q8a *ya = malloc((size_t)(C / 32) * sizeof *ya);
+        for (int64_t b = 0; b < B; b++) {
+            tw_kernels_force_path(TW_KPATH_SCALAR);
+            tw_quantize_q8a(ya, x + b * C, C);
+            tw_kernels_force_path(TW_KPATH_AUTO);
+            for (int64_t r = 0; r < R; r++) {
+                float acc[8] = {0}, summs = 0;
+                for (int64_t i = 0; i < C / 32; i++) {
+                    int q[32];
+                    float dw;
+                    if (t == TW_TYPE_Q4_1) {
+                        const tw_block_q4_1 *w = (const tw_block_q4_1 *)((const uint8_t *)W + (size_t)r * rb) + i;
+                        dw = tw_fp16_to_fp32(w->d);
+                        summs = fmaf(tw_fp16_to_fp32(w->m), tw_fp16_to_fp32(ya[i].s), summs);
+                        for (int k = 0; k < 16; k++) {
+                            q[k] = w->qs[k] & 15;
+                            q[k + 16] = w->qs[k] >> 4;
+                        }
+                    } else {
+                        const tw_block_q8_0 *w = (const tw_block_q8_0 *)((const uint8_t *)W + (size_t)r * rb) + i;
+                        dw = tw_fp16_to_fp32(w->d);
+                        for (int k = 0; k < 32; k++) q[k] = w->qs[k];
+                    }
+                    const float dd = dw * tw_fp16_to_fp32(ya[i].d);
+                    for (int l = 0; l < 8; l++) {
+                        int lane = 0;
+                        for (int k = 4 * l; k < 4 * l + 4; k++) lane += q[k] * ya[i].qs[k];
+                        acc[l] = fmaf(dd, (float)lane, acc[l]);
+                    }
+                }
+                float v = ((acc[4] + acc[0]) + (acc[6] + acc[2])) + ((acc[5] + acc[1]) + (acc[7] + acc[3]));
+                ref[b * R + r] = t == TW_TYPE_Q4_1 ? v + summs : v;
+            }
+        }
+        for (size_t pi = 0; pi < 3; pi++) {
+            tw_kernels_force_path(paths[pi]);
+            if (tw_kernels_path() != paths[pi]) continue;   /* the CPU lacks it */
+            tw_matmul(got, x, W, t, B, R, C, 2);
+            cr_assert_eq(memcmp(got, ref, (size_t)(B * R) * sizeof *got), 0, "%s path %d: not the exact order", tname(t),
+                         (int)paths[pi]);
+            for (int64_t b = 0; b < B; b += 9) {
+                tw_matmul(one, x + b * C, W, t, 1, R, C, 1);
+                cr_assert_eq(memcmp(one, ref + b * R, (size_t)R * sizeof *one), 0, "%s path %d: B = 1 differs (row %lld)",
+                             tname(t), (int)paths[pi], (long long)b);
+            }
+        }
+        tw_kernels_force_path(TW_KPATH_AUTO);
+        free(ya);
+        free(W);
+        free(x);
+        free(ref);
+        free(got);
+        free(one);
+    }
 }

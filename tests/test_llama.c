@@ -717,23 +717,20 @@ Test(llama, smollm2_ggml_q8_matches_llama_cpp_bit_for_bit, .timeout = 600)
     cr_log_info("smollm2 ggml q8 path: max |logit diff| %.3g on the prompts, %d/%d completions identical", md, ident, n);
 }
 
-/* The production path (TW_MATMUL_FAST: kernels.c's 8-bit matmuls, the batched GEMM for
- * prefill) with the same emulations. kernels.c rounds activations as ggml does but, when
- * this was written, summed the block products in its own float order; SmolLM2's outlier
- * activations and the fp16 / int8 roundings amplify such last-bit differences (measured
- * 0.4-0.6 logit on the prompts), so llama.cpp's closest calls (top-2 margins down to
- * 0.0007) go either way. Checked here: prompt logits within 0.5 x the logit std (~1.7;
- * measured <= 0.56) with the same arg max, and each free-running completion (6 prompts)
- * equal to llama.cpp's up to the first step where llama.cpp's own top-2 margin is below
- * 0.75 (above the noise measured on this path); the identical ones are counted (2 of 6
- * at the time of writing). Token-for-token identity holds once kernels.c sums
- * as TW_MATMUL_GGML_Q8 does (the test above); then pass strict = true here. */
+/* The production path (TW_MATMUL_FAST): kernels.c computes Q4_1 and Q8_0 products in
+ * llama.cpp's float order at every batch size (tw_matmul_ggml_order: ggml's q8 activation
+ * blocks, eight int32 lanes per block, the same FMA and reduction order), and llama.c
+ * emulates the rest of ggml's graph with an F16 cache. So the logits are llama.cpp's to
+ * the last bit (tolerance 1e-4: a libm whose cosf / sinf / powf round differently in the
+ * last place) and every one of the 6 greedy chat completions (40 tokens, llama.cpp's own
+ * top-2 margins down to 0.0007) is identical token for token. */
 Test(llama, smollm2_matches_llama_cpp, .timeout = 600)
 {
     double md;
     int ident, n;
-    smollm2_run(TW_MATMUL_FAST, NULL, NULL, 1.7, false, &md, &ident, &n);
+    smollm2_run(TW_MATMUL_FAST, NULL, NULL, 1e-4, true, &md, &ident, &n);
     cr_expect_eq(n, 6, "fixture: 6 greedy chat cases expected");
+    cr_expect_eq(ident, n, "%d of %d completions identical", ident, n);
     cr_log_info("smollm2 production path: max |logit diff| %.3g on the prompts, %d/%d completions identical", md, ident,
                 n);
 }

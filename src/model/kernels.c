@@ -504,8 +504,46 @@ static void add_scalar(float *out, const float *a, const float *b, int64_t n)
     for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
+static float hsum8_ggml(const float *a)
+{
+    return ((a[4] + a[0]) + (a[6] + a[2])) + ((a[5] + a[1]) + (a[7] + a[3]));
+}
+
+static void dot_ggml_scalar(tw_type t, float *out, const void *wv, const tw_block_q8a *const *y, int nr, int64_t nb)
+{
+    for (int k = 0; k < nr; k++) {
+        float acc[8] = {0}, summs = 0.0f;
+        for (int64_t i = 0; i < nb; i++) {
+            int8_t q[32];
+            float dw;
+            if (t == TW_TYPE_Q4_1) {
+                const tw_block_q4_1 *w = (const tw_block_q4_1 *)wv + i;
+                dw = tw_fp16_to_fp32(w->d);
+                summs = fmaf(tw_fp16_to_fp32(w->m), tw_fp16_to_fp32(y[k][i].s), summs);
+                for (int b = 0; b < 16; b++) {
+                    q[b] = (int8_t)(w->qs[b] & 15);
+                    q[b + 16] = (int8_t)(w->qs[b] >> 4);
+                }
+            } else {
+                const tw_block_q8_0 *w = (const tw_block_q8_0 *)wv + i;
+                dw = tw_fp16_to_fp32(w->d);
+                memcpy(q, w->qs, 32);
+            }
+            const float dd = dw * tw_fp16_to_fp32(y[k][i].d);
+            const int8_t *a = y[k][i].qs;
+            for (int l = 0; l < 8; l++) {
+                const int lane = q[4 * l] * a[4 * l] + q[4 * l + 1] * a[4 * l + 1] + q[4 * l + 2] * a[4 * l + 2] +
+                                 q[4 * l + 3] * a[4 * l + 3];
+                acc[l] = fmaf(dd, (float)lane, acc[l]);
+            }
+        }
+        out[k] = t == TW_TYPE_Q4_1 ? hsum8_ggml(acc) + summs : hsum8_ggml(acc);
+    }
+}
+
 static const tw_kernel_ops g_scalar_ops = {
     .name = "scalar",
+    .dot_ggml = dot_ggml_scalar,
     .vec_dot = vec_dot_scalar,
     .dequant = tw_dequantize_row,
     .quantize_q8a = quantize_q8a_scalar,
@@ -830,6 +868,36 @@ static void chunk_rows(void *arg, int64_t c, int slot)
     }
 }
 
+/* llama.cpp's order: out[b, r] for four activation rows at a time (tw_kernel_ops.dot_ggml). */
+static void chunk_ggml(void *arg, int64_t c, int slot)
+{
+    (void)slot;
+    const mm_job *j = arg;
+    const int64_t r0 = c * j->chunk, r1 = r0 + j->chunk < j->R ? r0 + j->chunk : j->R, nb = j->C / 32;
+    for (int64_t b0 = 0; b0 < j->B; b0 += 4) {
+        const int nr = j->B - b0 < 4 ? (int)(j->B - b0) : 4;
+        const tw_block_q8a *y[4];
+        for (int k = 0; k < nr; k++) y[k] = (const tw_block_q8a *)((const uint8_t *)j->xa + (size_t)(b0 + k) * j->xa_row);
+        for (int64_t r = r0; r < r1; r++) {
+            float o[4];
+            j->ops->dot_ggml(j->type, o, j->W + (size_t)r * j->rb, y, nr, nb);
+            for (int k = 0; k < nr; k++) j->out[(b0 + k) * j->R + r] = o[k];
+        }
+    }
+}
+
+static bool g_ggml_order_off;
+
+bool tw_matmul_ggml_order(tw_type type)
+{
+    return (type == TW_TYPE_Q4_1 || type == TW_TYPE_Q8_0) && !__atomic_load_n(&g_ggml_order_off, __ATOMIC_RELAXED);
+}
+
+void tw_kernels_set_ggml_order(bool on)
+{
+    __atomic_store_n(&g_ggml_order_off, !on, __ATOMIC_RELAXED);
+}
+
 /* Float activations, W dequantized on the fly a piece at a time (no allocation):
  * out[b, r] = sum over pieces of dot(piece, x_b). PIECE is a multiple of 256. */
 #define PIECE 1024
@@ -988,8 +1056,11 @@ void tw_matmul(float *out, const float *x, const void *W, tw_type type, int64_t 
     mm_job j = {.out = out, .x = x, .W = W, .type = type, .B = B, .R = R, .C = C,
                 .rb = tw_type_row_bytes(type, C), .ops = tw_kernels_ops()};
     const int nt = threads_for(resolve_threads(n_threads), B, R, C);
-    if (j.ops != tw_kernels_scalar_ops() && B >= tw_matmul_sgemm_min_b(type) && C > 0 && matmul_sgemm(&j, nt)) return;
-    if (C > 0 && B >= tw_matmul_int_gemm_min_b(type) && matmul_qgemm(out, x, W, type, B, R, C, nt)) return;
+    const bool ggml_order = tw_matmul_ggml_order(type) && C > 0;
+    if (!ggml_order) {
+        if (j.ops != tw_kernels_scalar_ops() && B >= tw_matmul_sgemm_min_b(type) && C > 0 && matmul_sgemm(&j, nt)) return;
+        if (C > 0 && B >= tw_matmul_int_gemm_min_b(type) && matmul_qgemm(out, x, W, type, B, R, C, nt)) return;
+    }
     const tw_type at = tw_matmul_act_type(type);
     if (at == TW_TYPE_F32 || C == 0) {
         j.xa = x;
@@ -1008,7 +1079,12 @@ void tw_matmul(float *out, const float *x, const void *W, tw_type type, int64_t 
         else j.ops->quantize_q8k((tw_block_q8k *)(xa + (size_t)b * j.xa_row), x + b * C, C);
     }
     j.xa = xa;
-    matmul_rows(&j, nt, false);
+    if (ggml_order) {
+        j.chunk = row_chunk(C);
+        tw_parallel_for((R + j.chunk - 1) / j.chunk, nt, chunk_ggml, &j);
+    } else {
+        matmul_rows(&j, nt, false);
+    }
     free(xa);
 }
 

@@ -93,6 +93,13 @@ void tw_matmul_float(float *out, const float *x, const void *W, tw_type type, in
 /* The reference: dequantize each row (tw_dequantize_row), accumulate in double. */
 void tw_matmul_ref(float *out, const float *x, const void *W, tw_type type, int64_t B, int64_t R, int64_t C);
 
+/* Weight types whose products tw_matmul computes in llama.cpp's exact float order at every
+ * batch size (Q4_1 and Q8_0: SmolLM2-135M-Instruct's file), so that greedy decoding equals
+ * llama.cpp's token for token (docs/kernels.md, "Matching llama.cpp"). Process-wide switch
+ * (default on) for benchmarks of the other paths. */
+bool tw_matmul_ggml_order(tw_type type);
+void tw_kernels_set_ggml_order(bool on);
+
 /* The batch size from which tw_matmul takes the dequantize + sgemm path for W of this
  * type (a per-type table measured on the dev machine with bench/bench_kernels.c, or the
  * override below); INT64_MAX where the integer path is faster at every B (quantized
@@ -209,6 +216,12 @@ typedef struct tw_kernel_ops {
     void (*softmax)(float *x, int64_t n);
     void (*swiglu)(float *out, const float *gate, const float *up, int64_t n);
     void (*add)(float *out, const float *a, const float *b, int64_t n);
+    /* llama.cpp's float order for Q4_1 / Q8_0 weights (tw_matmul_ggml_order): out[k] = the
+     * dot of weight row w (nb blocks) with activation row y[k] (ggml's q8 blocks), k < nr
+     * <= 4: per block eight int32 lanes of four products, acc_lane = fma(d_w d_x, lane,
+     * acc_lane); Q4_1 adds summs = fma(m_w, s_x, summs); then
+     * ((a4+a0)+(a6+a2))+((a5+a1)+(a7+a3)) (+ summs). Every path gives the same bits. */
+    void (*dot_ggml)(tw_type wtype, float *out, const void *w, const tw_block_q8a *const *y, int nr, int64_t nb);
 } tw_kernel_ops;
 const tw_kernel_ops *tw_kernels_scalar_ops(void);
 const tw_kernel_ops *tw_kernels_avx2_ops(void);     /* NULL when the CPU (or build) lacks it */

@@ -715,8 +715,56 @@ TW_AVX2 static void add_avx2(float *out, const float *a, const float *b, int64_t
     for (; i < n; i++) out[i] = a[i] + b[i];
 }
 
+/* llama.cpp's order for Q4_1 / Q8_0 (kernels.h, tw_kernel_ops.dot_ggml): the same
+ * instruction sequence as ggml's AVX2 vec_dot (maddubs + madd: lane l = products
+ * 4l..4l+3), each weight block unpacked once for up to four activation rows. */
+TW_AVX2 static inline float hsum8_ggml_avx2(__m256 v)
+{
+    float a[8];
+    _mm256_storeu_ps(a, v);
+    return ((a[4] + a[0]) + (a[6] + a[2])) + ((a[5] + a[1]) + (a[7] + a[3]));
+}
+
+TW_AVX2 static void dot_ggml_avx2(tw_type t, float *out, const void *wv, const tw_block_q8a *const *y, int nr,
+                                  int64_t nb)
+{
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float summs[4] = {0, 0, 0, 0};
+    const __m256i ones = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
+    if (t == TW_TYPE_Q4_1) {
+        const tw_block_q4_1 *w = wv;
+        for (int64_t i = 0; i < nb; i++) {
+            const float dw = _cvtsh_ss(w[i].d), mw = _cvtsh_ss(w[i].m);
+            const __m128i raw = _mm_loadu_si128((const __m128i *)w[i].qs);
+            const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), low4);
+            for (int k = 0; k < nr; k++) {
+                const tw_block_q8a *b = &y[k][i];
+                summs[k] = __builtin_fmaf(mw, _cvtsh_ss(b->s), summs[k]);
+                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)b->qs)), ones);
+                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * _cvtsh_ss(b->d)), _mm256_cvtepi32_ps(p), acc[k]);
+            }
+        }
+        for (int k = 0; k < nr; k++) out[k] = hsum8_ggml_avx2(acc[k]) + summs[k];
+    } else {
+        const tw_block_q8_0 *w = wv;
+        for (int64_t i = 0; i < nb; i++) {
+            const float dw = _cvtsh_ss(w[i].d);
+            const __m256i q = _mm256_loadu_si256((const __m256i *)w[i].qs);
+            const __m256i aq = _mm256_sign_epi8(q, q);
+            for (int k = 0; k < nr; k++) {
+                const tw_block_q8a *b = &y[k][i];
+                const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q);
+                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, sy), ones);
+                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * _cvtsh_ss(b->d)), _mm256_cvtepi32_ps(p), acc[k]);
+            }
+        }
+        for (int k = 0; k < nr; k++) out[k] = hsum8_ggml_avx2(acc[k]);
+    }
+}
+
 static const tw_kernel_ops g_avx2_ops = {
     .name = "avx2",
+    .dot_ggml = dot_ggml_avx2,
     .vec_dot = vec_dot_avx2,
     .dequant = dequant_avx2,
     .quantize_q8a = quantize_q8a_avx2,
