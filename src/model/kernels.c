@@ -509,7 +509,8 @@ static float hsum8_ggml(const float *a)
     return ((a[4] + a[0]) + (a[6] + a[2])) + ((a[5] + a[1]) + (a[7] + a[3]));
 }
 
-static void dot_ggml_scalar(tw_type t, float *out, const void *wv, const tw_block_q8a *const *y, int nr, int64_t nb)
+static void dot_ggml_scalar_row(tw_type t, float *out, const void *wv, const tw_block_q8a *const *y, int nr,
+                                int64_t nb)
 {
     for (int k = 0; k < nr; k++) {
         float acc[8] = {0}, summs = 0.0f;
@@ -539,6 +540,12 @@ static void dot_ggml_scalar(tw_type t, float *out, const void *wv, const tw_bloc
         }
         out[k] = t == TW_TYPE_Q4_1 ? hsum8_ggml(acc) + summs : hsum8_ggml(acc);
     }
+}
+
+static void dot_ggml_scalar(tw_type t, float *out, const void *wv, size_t rb, int nw, const tw_block_q8a *const *y,
+                            int nr, int64_t nb)
+{
+    for (int i = 0; i < nw; i++) dot_ggml_scalar_row(t, out + i * nr, (const uint8_t *)wv + (size_t)i * rb, y, nr, nb);
 }
 
 static const tw_kernel_ops g_scalar_ops = {
@@ -878,10 +885,16 @@ static void chunk_ggml(void *arg, int64_t c, int slot)
         const int nr = j->B - b0 < 4 ? (int)(j->B - b0) : 4;
         const tw_block_q8a *y[4];
         for (int k = 0; k < nr; k++) y[k] = (const tw_block_q8a *)((const uint8_t *)j->xa + (size_t)(b0 + k) * j->xa_row);
-        for (int64_t r = r0; r < r1; r++) {
-            float o[4];
-            j->ops->dot_ggml(j->type, o, j->W + (size_t)r * j->rb, y, nr, nb);
-            for (int k = 0; k < nr; k++) j->out[(b0 + k) * j->R + r] = o[k];
+        /* two weight rows at a time when there are fewer than three activation rows
+         * (decode): two independent FMA chains */
+        const int nw_max = nr <= 2 ? 2 : 1;
+        for (int64_t r = r0; r < r1;) {
+            const int nw = r1 - r >= nw_max ? nw_max : 1;
+            float o[8];
+            j->ops->dot_ggml(j->type, o, j->W + (size_t)r * j->rb, j->rb, nw, y, nr, nb);
+            for (int i = 0; i < nw; i++)
+                for (int k = 0; k < nr; k++) j->out[(b0 + k) * j->R + r + i] = o[i * nr + k];
+            r += nw;
         }
     }
 }

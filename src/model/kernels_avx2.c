@@ -725,41 +725,78 @@ TW_AVX2 static inline float hsum8_ggml_avx2(__m256 v)
     return ((a[4] + a[0]) + (a[6] + a[2])) + ((a[5] + a[1]) + (a[7] + a[3]));
 }
 
-TW_AVX2 static void dot_ggml_avx2(tw_type t, float *out, const void *wv, const tw_block_q8a *const *y, int nr,
-                                  int64_t nb)
+/* NW weight rows (stride rb bytes) x NR activation rows, all accumulators in registers
+ * (NW and NR are constants after inlining); several independent FMA chains hide the FMA
+ * latency that a single row's chain is bound by. out[i * NR + k]. */
+TW_AVX2 static inline __attribute__((always_inline)) void dot_ggml_tile(tw_type t, float *out, const uint8_t *wb,
+                                                                        size_t rb, const tw_block_q8a *const *y,
+                                                                        const int NW, const int NR, int64_t nb)
 {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    float summs[4] = {0, 0, 0, 0};
+    __m256 acc[2][4];
+    float summs[2][4];
+    _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++)
+        _Pragma("GCC unroll 4") for (int k = 0; k < NR; k++) {
+            acc[i][k] = _mm256_setzero_ps();
+            summs[i][k] = 0.0f;
+        }
     const __m256i ones = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
     if (t == TW_TYPE_Q4_1) {
-        const tw_block_q4_1 *w = wv;
-        for (int64_t i = 0; i < nb; i++) {
-            const float dw = _cvtsh_ss(w[i].d), mw = _cvtsh_ss(w[i].m);
-            const __m128i raw = _mm_loadu_si128((const __m128i *)w[i].qs);
-            const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), low4);
-            for (int k = 0; k < nr; k++) {
-                const tw_block_q8a *b = &y[k][i];
-                summs[k] = __builtin_fmaf(mw, _cvtsh_ss(b->s), summs[k]);
-                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)b->qs)), ones);
-                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * _cvtsh_ss(b->d)), _mm256_cvtepi32_ps(p), acc[k]);
+        for (int64_t b = 0; b < nb; b++) {
+            float dy[4], sy[4];
+            _Pragma("GCC unroll 4") for (int k = 0; k < NR; k++) {
+                dy[k] = _cvtsh_ss(y[k][b].d);
+                sy[k] = _cvtsh_ss(y[k][b].s);
+            }
+            _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++) {
+                const tw_block_q4_1 *w = (const tw_block_q4_1 *)(wb + (size_t)i * rb) + b;
+                const float dw = _cvtsh_ss(w->d), mw = _cvtsh_ss(w->m);
+                const __m128i raw = _mm_loadu_si128((const __m128i *)w->qs);
+                const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), low4);
+                _Pragma("GCC unroll 4") for (int k = 0; k < NR; k++) {
+                    summs[i][k] = __builtin_fmaf(mw, sy[k], summs[i][k]);
+                    const __m256i p =
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)y[k][b].qs)), ones);
+                    acc[i][k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy[k]), _mm256_cvtepi32_ps(p), acc[i][k]);
+                }
             }
         }
-        for (int k = 0; k < nr; k++) out[k] = hsum8_ggml_avx2(acc[k]) + summs[k];
     } else {
-        const tw_block_q8_0 *w = wv;
-        for (int64_t i = 0; i < nb; i++) {
-            const float dw = _cvtsh_ss(w[i].d);
-            const __m256i q = _mm256_loadu_si256((const __m256i *)w[i].qs);
-            const __m256i aq = _mm256_sign_epi8(q, q);
-            for (int k = 0; k < nr; k++) {
-                const tw_block_q8a *b = &y[k][i];
-                const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)b->qs), q);
-                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, sy), ones);
-                acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * _cvtsh_ss(b->d)), _mm256_cvtepi32_ps(p), acc[k]);
+        for (int64_t b = 0; b < nb; b++) {
+            float dy[4];
+            _Pragma("GCC unroll 4") for (int k = 0; k < NR; k++) dy[k] = _cvtsh_ss(y[k][b].d);
+            _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++) {
+                const tw_block_q8_0 *w = (const tw_block_q8_0 *)(wb + (size_t)i * rb) + b;
+                const float dw = _cvtsh_ss(w->d);
+                const __m256i q = _mm256_loadu_si256((const __m256i *)w->qs);
+                const __m256i aq = _mm256_sign_epi8(q, q);
+                _Pragma("GCC unroll 4") for (int k = 0; k < NR; k++) {
+                    const __m256i sgn = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y[k][b].qs), q);
+                    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, sgn), ones);
+                    acc[i][k] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy[k]), _mm256_cvtepi32_ps(p), acc[i][k]);
+                }
             }
         }
-        for (int k = 0; k < nr; k++) out[k] = hsum8_ggml_avx2(acc[k]);
     }
+    _Pragma("GCC unroll 4") for (int i = 0; i < NW; i++)
+        _Pragma("GCC unroll 4") for (int k = 0; k < NR; k++)
+            out[i * NR + k] = t == TW_TYPE_Q4_1 ? hsum8_ggml_avx2(acc[i][k]) + summs[i][k] : hsum8_ggml_avx2(acc[i][k]);
+}
+
+TW_AVX2 static void dot_ggml_avx2(tw_type t, float *out, const void *wv, size_t rb, int nw,
+                                  const tw_block_q8a *const *y, int nr, int64_t nb)
+{
+    const uint8_t *w = wv;
+    if (nw == 2 && nr == 1) dot_ggml_tile(t, out, w, rb, y, 2, 1, nb);
+    else if (nw == 2 && nr == 2) dot_ggml_tile(t, out, w, rb, y, 2, 2, nb);
+    else if (nw == 1 && nr == 4) dot_ggml_tile(t, out, w, rb, y, 1, 4, nb);
+    else
+        for (int i = 0; i < nw; i++)
+            switch (nr) {
+            case 1: dot_ggml_tile(t, out + i * nr, w + (size_t)i * rb, rb, y, 1, 1, nb); break;
+            case 2: dot_ggml_tile(t, out + i * nr, w + (size_t)i * rb, rb, y, 1, 2, nb); break;
+            case 3: dot_ggml_tile(t, out + i * nr, w + (size_t)i * rb, rb, y, 1, 3, nb); break;
+            default: dot_ggml_tile(t, out + i * nr, w + (size_t)i * rb, rb, y, 1, 4, nb); break;
+            }
 }
 
 static const tw_kernel_ops g_avx2_ops = {
