@@ -455,7 +455,7 @@ static float reduce16(const float *v)
  *    (0+2) + (1+3), reduce16, then the n % 64 leftovers added one by one in double.
  * ggml runs the score product over the cache's n_kv cells (a multiple of 256); the cells
  * past the sequence hold zeros there, so callers pad with zeros to a multiple of 64. */
-static float dot_ggml(const float *a, const float *b, int64_t n, bool tinyblas)
+static float dot_ggml_sw(const float *a, const float *b, int64_t n, bool tinyblas)
 {
     if (tinyblas) {
         float acc[16] = {0};
@@ -473,6 +473,97 @@ static float dot_ggml(const float *a, const float *b, int64_t n, bool tinyblas)
     double sum = (double)reduce16(acc[0]);
     for (int64_t i = np; i < n; i++) sum += (double)(a[i] * b[i]);
     return (float)sum;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+/* The same two orders with AVX2 (16 lanes = two 8-lane registers; the products are exact,
+ * so multiply-then-add is the scalar code's arithmetic), reduce16 as vector adds of the
+ * same pairs. Bitwise equal to dot_ggml_sw. */
+__attribute__((target("avx2,fma"))) static inline float reduce16_avx2(__m256 lo, __m256 hi)
+{
+    const __m256 t = _mm256_add_ps(hi, lo);                                           /* t[i] = v[8+i] + v[i] */
+    const __m128 u = _mm_add_ps(_mm256_extractf128_ps(t, 1), _mm256_castps256_ps128(t));   /* u[i] = t[4+i] + t[i] */
+    const __m128 v = _mm_add_ps(u, _mm_movehl_ps(u, u));                              /* u0+u2, u1+u3 */
+    return _mm_cvtss_f32(_mm_add_ss(v, _mm_shuffle_ps(v, v, 1)));
+}
+
+__attribute__((target("avx2,fma"))) static float dot_ggml_avx2(const float *a, const float *b, int64_t n, bool tinyblas)
+{
+    if (tinyblas) {
+        __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+        for (int64_t l = 0; l < n; l += 16) {
+            lo = _mm256_add_ps(lo, _mm256_mul_ps(_mm256_loadu_ps(a + l), _mm256_loadu_ps(b + l)));
+            hi = _mm256_add_ps(hi, _mm256_mul_ps(_mm256_loadu_ps(a + l + 8), _mm256_loadu_ps(b + l + 8)));
+        }
+        return reduce16_avx2(lo, hi);
+    }
+    __m256 acc[4][2];
+    for (int j = 0; j < 4; j++) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+    const int64_t np = n & ~(int64_t)63;
+    for (int64_t i = 0; i < np; i += 64)
+        for (int j = 0; j < 4; j++) {
+            acc[j][0] = _mm256_add_ps(acc[j][0], _mm256_mul_ps(_mm256_loadu_ps(a + i + 16 * j), _mm256_loadu_ps(b + i + 16 * j)));
+            acc[j][1] = _mm256_add_ps(acc[j][1],
+                                      _mm256_mul_ps(_mm256_loadu_ps(a + i + 16 * j + 8), _mm256_loadu_ps(b + i + 16 * j + 8)));
+        }
+    const __m256 lo = _mm256_add_ps(_mm256_add_ps(acc[0][0], acc[2][0]), _mm256_add_ps(acc[1][0], acc[3][0]));
+    const __m256 hi = _mm256_add_ps(_mm256_add_ps(acc[0][1], acc[2][1]), _mm256_add_ps(acc[1][1], acc[3][1]));
+    double sum = (double)reduce16_avx2(lo, hi);
+    for (int64_t i = np; i < n; i++) sum += (double)(a[i] * b[i]);
+    return (float)sum;
+}
+
+/* Four tinyBLAS-order dots of a with b0 + k * stride (k < 4), interleaved for
+ * instruction-level parallelism; each result bitwise equal to dot_ggml_sw's. */
+__attribute__((target("avx2,fma"))) static void dot_ggml4_tb_avx2(float *out, const float *a, const float *b0,
+                                                                  int64_t stride, int64_t n)
+{
+    __m256 lo[4], hi[4];
+    for (int k = 0; k < 4; k++) lo[k] = hi[k] = _mm256_setzero_ps();
+    for (int64_t l = 0; l < n; l += 16) {
+        const __m256 al = _mm256_loadu_ps(a + l), ah = _mm256_loadu_ps(a + l + 8);
+        for (int k = 0; k < 4; k++) {
+            const float *b = b0 + k * stride + l;
+            lo[k] = _mm256_add_ps(lo[k], _mm256_mul_ps(al, _mm256_loadu_ps(b)));
+            hi[k] = _mm256_add_ps(hi[k], _mm256_mul_ps(ah, _mm256_loadu_ps(b + 8)));
+        }
+    }
+    for (int k = 0; k < 4; k++) out[k] = reduce16_avx2(lo[k], hi[k]);
+}
+#endif
+
+/* Whether the AVX2 versions run (cached: tw_kernels_simd() is too slow to ask per dot;
+ * both versions give the same bits, so a stale answer only changes speed). */
+static bool ggml_simd(void)
+{
+    static int cached = -1;
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = tw_kernels_simd();
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
+static float dot_ggml(const float *a, const float *b, int64_t n, bool tinyblas)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (ggml_simd()) return dot_ggml_avx2(a, b, n, tinyblas);
+#endif
+    return dot_ggml_sw(a, b, n, tinyblas);
+}
+
+/* out[k] = dot_ggml(a, b0 + k * stride, n, tinyblas) for k < m. */
+static void dot_ggml_many(float *out, const float *a, const float *b0, int64_t stride, int64_t n, int64_t m,
+                          bool tinyblas)
+{
+    int64_t k = 0;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (tinyblas && ggml_simd())
+        for (; k + 4 <= m; k += 4) dot_ggml4_tb_avx2(out + k, a, b0 + k * stride, stride, n);
+#endif
+    for (; k < m; k++) out[k] = dot_ggml(a, b0 + k * stride, n, tinyblas);
 }
 
 /* ggml_compute_forward_rms_norm_f32 (+ the weight multiply): the sum of squares in double
@@ -559,8 +650,12 @@ static void attn_row_ggml(float *out, const float *q, const float *Kc, const flo
     for (int64_t d = 0; d < D; d++) qh[d] = tw_fp16_to_fp32(tw_fp32_to_fp16(q[d]));
     const bool tb_qk = batched && D % 16 == 0, tb_pv = batched && D % 4 == 0;
     float mx = -INFINITY;
+    int64_t last = -1;   /* the products are needed up to the last visible cell */
+    for (int64_t j = 0; j < n; j++)
+        if (cpos[cells[j]] <= qp) last = j;
+    dot_ggml_many(s, qh, Kc, D, D, last + 1, tb_qk);
     for (int64_t j = 0; j < n; j++) {
-        s[j] = cpos[cells[j]] > qp ? -INFINITY : dot_ggml(qh, Kc + j * D, D, tb_qk) * scale;
+        s[j] = j > last || cpos[cells[j]] > qp ? -INFINITY : s[j] * scale;
         if (s[j] > mx) mx = s[j];
     }
     double sum = 0.0;
@@ -572,7 +667,7 @@ static void attn_row_ggml(float *out, const float *q, const float *Kc, const flo
     }
     const float inv = (float)(1.0 / sum);
     for (int64_t j = 0; j < n; j++) s[j] = tw_fp16_to_fp32(tw_fp32_to_fp16(s[j] * inv));
-    for (int64_t d = 0; d < D; d++) out[d] = dot_ggml(s, Vt + d * n64, n64, tb_pv);
+    dot_ggml_many(out, s, Vt, n64, n64, D, tb_pv);
 }
 
 /* ggml's f32 dot products (TW_MATMUL_GGML_FLOAT): lanes as dot_ggml, but the products
