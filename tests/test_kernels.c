@@ -847,7 +847,8 @@ Test(kernels, smollm2_real_weights)
     tw_gguf_free(g);
 }
 
-/* Q4_1 and Q8_0 products in llama.cpp's float order (tw_matmul_ggml_order): every path
+/* Q4_1 and Q8_0 products in llama.cpp's float order (tw_matmul_ggml; tw_matmul takes it
+ * for Q4_1 by default, tw_matmul_ggml_order): every path
  * (scalar with libm fmaf, AVX2, the AVX-512 table) gives the same bits, whatever the batch
  * size (each output element is summed the same way for B = 1 and B = 37), and the result
  * is the exact order's: a straightforward C transcription of it, computed here from the
@@ -859,7 +860,7 @@ Test(kernels, ggml_order_products_bitwise)
     const tw_kernel_path paths[] = {TW_KPATH_SCALAR, TW_KPATH_AVX2, TW_KPATH_AVX512};
     for (size_t ti = 0; ti < 2; ti++) {
         const tw_type t = types[ti];
-        cr_assert(tw_matmul_ggml_order(t));
+        cr_assert(tw_matmul_ggml_order(t) == (t == TW_TYPE_Q4_1));   /* Q8_0: only through tw_matmul_ggml */
         void *W = make_weights(t, R, C, 50 + ti);
         float *x = malloc((size_t)(B * C) * sizeof *x), *ref = malloc((size_t)(B * R) * sizeof *ref);
         float *got = malloc((size_t)(B * R) * sizeof *got), *one = malloc((size_t)R * sizeof *one);
@@ -905,11 +906,11 @@ Test(kernels, ggml_order_products_bitwise)
         for (size_t pi = 0; pi < 3; pi++) {
             tw_kernels_force_path(paths[pi]);
             if (tw_kernels_path() != paths[pi]) continue;   /* the CPU lacks it */
-            tw_matmul(got, x, W, t, B, R, C, 2);
+            tw_matmul_ggml(got, x, W, t, B, R, C, 2);
             cr_assert_eq(memcmp(got, ref, (size_t)(B * R) * sizeof *got), 0, "%s path %d: not the exact order", tname(t),
                          (int)paths[pi]);
             for (int64_t b = 0; b < B; b += 9) {
-                tw_matmul(one, x + b * C, W, t, 1, R, C, 1);
+                tw_matmul_ggml(one, x + b * C, W, t, 1, R, C, 1);
                 cr_assert_eq(memcmp(one, ref + b * R, (size_t)R * sizeof *one), 0, "%s path %d: B = 1 differs (row %lld)",
                              tname(t), (int)paths[pi], (long long)b);
             }

@@ -903,7 +903,7 @@ static bool g_ggml_order_off;
 
 bool tw_matmul_ggml_order(tw_type type)
 {
-    return (type == TW_TYPE_Q4_1 || type == TW_TYPE_Q8_0) && !__atomic_load_n(&g_ggml_order_off, __ATOMIC_RELAXED);
+    return type == TW_TYPE_Q4_1 && !__atomic_load_n(&g_ggml_order_off, __ATOMIC_RELAXED);
 }
 
 void tw_kernels_set_ggml_order(bool on)
@@ -1058,8 +1058,23 @@ static bool matmul_qgemm(float *out, const float *x, const void *W, tw_type type
     return true;
 }
 
+static void matmul_impl(float *out, const float *x, const void *W, tw_type type, int64_t B, int64_t R, int64_t C,
+                        int n_threads, bool force_ggml);
+
 void tw_matmul(float *out, const float *x, const void *W, tw_type type, int64_t B, int64_t R, int64_t C,
                int n_threads)
+{
+    matmul_impl(out, x, W, type, B, R, C, n_threads, false);
+}
+
+void tw_matmul_ggml(float *out, const float *x, const void *W, tw_type type, int64_t B, int64_t R, int64_t C,
+                    int n_threads)
+{
+    matmul_impl(out, x, W, type, B, R, C, n_threads, type == TW_TYPE_Q4_1 || type == TW_TYPE_Q8_0);
+}
+
+static void matmul_impl(float *out, const float *x, const void *W, tw_type type, int64_t B, int64_t R, int64_t C,
+                        int n_threads, bool force_ggml)
 {
     if (B <= 0 || R <= 0) return;
     if (!valid_shape(type, C)) {
@@ -1069,7 +1084,7 @@ void tw_matmul(float *out, const float *x, const void *W, tw_type type, int64_t 
     mm_job j = {.out = out, .x = x, .W = W, .type = type, .B = B, .R = R, .C = C,
                 .rb = tw_type_row_bytes(type, C), .ops = tw_kernels_ops()};
     const int nt = threads_for(resolve_threads(n_threads), B, R, C);
-    const bool ggml_order = tw_matmul_ggml_order(type) && C > 0;
+    const bool ggml_order = (force_ggml || tw_matmul_ggml_order(type)) && C > 0;
     if (!ggml_order) {
         if (j.ops != tw_kernels_scalar_ops() && B >= tw_matmul_sgemm_min_b(type) && C > 0 && matmul_sgemm(&j, nt)) return;
         if (C > 0 && B >= tw_matmul_int_gemm_min_b(type) && matmul_qgemm(out, x, W, type, B, R, C, nt)) return;

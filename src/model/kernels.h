@@ -94,11 +94,17 @@ void tw_matmul_float(float *out, const float *x, const void *W, tw_type type, in
 void tw_matmul_ref(float *out, const float *x, const void *W, tw_type type, int64_t B, int64_t R, int64_t C);
 
 /* Weight types whose products tw_matmul computes in llama.cpp's exact float order at every
- * batch size (Q4_1 and Q8_0: SmolLM2-135M-Instruct's file), so that greedy decoding equals
- * llama.cpp's token for token (docs/kernels.md, "Matching llama.cpp"). Process-wide switch
- * (default on) for benchmarks of the other paths. */
+ * batch size: Q4_1, which llama.cpp's CPU backend never repacks on x86, so its order is
+ * ggml's vec_dot (docs/kernels.md, "Matching llama.cpp"). Process-wide switch (default on)
+ * for benchmarks of the other paths. */
 bool tw_matmul_ggml_order(tw_type type);
 void tw_kernels_set_ggml_order(bool on);
+/* tw_matmul in llama.cpp's vec_dot order for Q4_1 or Q8_0 weights (other types: tw_matmul).
+ * For Q8_0 weights that llama.cpp also leaves unrepacked: a tied output / token embedding
+ * (SmolLM2's), which llama.c multiplies with this; Q8_0 layer weights, which llama.cpp
+ * repacks into its own interleaved order, go through tw_matmul's faster paths. */
+void tw_matmul_ggml(float *out, const float *x, const void *W, tw_type type, int64_t B, int64_t R, int64_t C,
+                    int n_threads);
 
 /* The batch size from which tw_matmul takes the dequantize + sgemm path for W of this
  * type (a per-type table measured on the dev machine with bench/bench_kernels.c, or the

@@ -886,7 +886,11 @@ static void mm_rows(const tw_llama *m, float *out, const float *x, const wref *w
         break;
     case TW_MATMUL_REF: tw_matmul_ref(out, x, w->data, w->type, B, w->rows, w->cols); break;
     case TW_MATMUL_FLOAT: tw_matmul_float(out, x, w->data, w->type, B, w->rows, w->cols, n_threads(m)); break;
-    default: tw_matmul(out, x, w->data, w->type, B, w->rows, w->cols, n_threads(m)); break;
+    default:
+        /* the output matrix in llama.cpp's vec_dot order: llama.cpp never repacks it */
+        if (w == &m->output) tw_matmul_ggml(out, x, w->data, w->type, B, w->rows, w->cols, n_threads(m));
+        else tw_matmul(out, x, w->data, w->type, B, w->rows, w->cols, n_threads(m));
+        break;
     }
 }
 
