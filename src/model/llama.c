@@ -89,7 +89,8 @@ struct tw_llama {
     float *ad_scale;
     const tw_lora_weight **aw;
     float *lora_t;   /* (max_batch, max rank) scratch */
-    tw_lora *const *ad;   /* the adapters (borrowed) */
+    tw_lora **ad;         /* the adapters (an owned copy of the caller's list; the adapters
+                             themselves are borrowed) */
     tw_llama_trace_fn trace;
     void *trace_user;
 };
@@ -126,12 +127,15 @@ tw_status tw_llama_set_adapters(tw_llama *m, tw_lora *const *adapters, const flo
     float *sc = n ? malloc((size_t)n * sizeof *sc) : NULL;
     const size_t tn = (size_t)m->p.max_batch * (size_t)(max_rank > 0 ? max_rank : 1);
     float *t = n ? malloc(tn * sizeof *t) : NULL;
-    if (n && (!aw || !sc || !t)) {
+    tw_lora **list = n ? malloc((size_t)n * sizeof *list) : NULL;
+    if (n && (!aw || !sc || !t || !list)) {
         free(aw);
         free(sc);
         free(t);
+        free(list);
         return tw_error_set(err, TW_ERR_NOMEM, "out of memory");
     }
+    for (int a = 0; a < n; a++) list[a] = adapters[a];
     for (int a = 0; a < n; a++) {
         const tw_lora *l = adapters[a];
         for (int32_t i = 0; i < l->n; i++) {
@@ -151,7 +155,8 @@ tw_status tw_llama_set_adapters(tw_llama *m, tw_lora *const *adapters, const flo
     m->ad_scale = sc;
     m->lora_t = t;
     m->n_ad = n;
-    m->ad = adapters && n ? adapters : NULL;
+    free(m->ad);
+    m->ad = list;
     return TW_OK;
 }
 
@@ -169,6 +174,7 @@ void tw_llama_free(tw_llama *m)
     free(m->ad_scale);
     free(m->aw);
     free(m->lora_t);
+    free(m->ad);
     tw_model_files_free(m->own_mf);
     free(m);
 }
