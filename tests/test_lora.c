@@ -1192,3 +1192,68 @@ Test(lora, unmerged_adapters_in_the_forward_pass_match_peft_and_llama_cpp, .time
     }
     json_decref(man);
 }
+
+/* `tunewise lora merge`: the merged model computes what the base with the adapter applied
+ * unmerged computes (F32 base kept F32: within float rounding; --type f16: within fp16
+ * rounding of the weights), at --scale 0.5 too. */
+Test(lora, cli_merge_equals_unmerged, .timeout = 120)
+{
+    char stories[512];
+    snprintf(stories, sizeof stories, "%s/models/stories260K/stories260K.gguf", tw_test_shared());
+    cr_assert(tw_file_exists(stories), "%s missing", stories);
+    tw_error err;
+    tw_model_files *mf = NULL;
+    cr_assert_eq(tw_model_files_open(&mf, stories, &err), TW_OK, "%s", err.msg);
+    tw_lora *l = NULL;
+    cr_assert_eq(tw_lora_new(&l, tw_model_files_config(mf), TW_LORA_Q | TW_LORA_V | TW_LORA_DOWN, 2, 4.0f,
+                             TW_LORA_ROWS_GGUF, &err), TW_OK, "%s", err.msg);
+    tw_lora_init_peft(l, 5);
+    tw_rng rng;
+    tw_rng_seed(&rng, 11);
+    for (int32_t i = 0; i < l->n; i++)
+        for (int64_t k = 0; k < l->w[i].n_out * l->w[i].rank; k++) l->w[i].b[k] = (float)(tw_rng_uniform(&rng) - 0.5);
+    char *tmp = tw_test_tmpdir();
+    char *ad = pjoin(tmp, "ad.gguf");
+    cr_assert_eq(tw_lora_write_gguf(l, ad, NULL, &err), TW_OK, "%s", err.msg);
+    const int32_t tok[] = {1, 403, 407, 261, 378, 429, 280, 261, 1191 % 512, 6};
+    const int32_t T = 10;
+    const char *bin = getenv("TW_BIN") ? getenv("TW_BIN") : "build/tunewise";
+    const struct { const char *type, *scale; float s; double tol; } cases[] = {
+        {"keep", "1", 1.0f, 1e-5}, {"f16", "1", 1.0f, 2e-2}, {"keep", "0.5", 0.5f, 1e-5}};
+    for (int c = 0; c < 3; c++) {
+        char *merged = pjoin(tmp, "merged.gguf"), cmd[2048], *out = NULL, *errs = NULL;
+        snprintf(cmd, sizeof cmd, "%s lora merge -m %s --adapter %s --type %s --scale %s -o %s", bin, stories, ad,
+                 cases[c].type, cases[c].scale, merged);
+        int rc = tw_test_run(cmd, &out, &errs);
+        cr_assert_eq(rc, 0, "rc %d: %s", rc, errs);
+        free(out);
+        free(errs);
+        tw_lora *l2 = read_gguf(ad);
+        float s = cases[c].s;
+        float *want = logits_with(stories, &l2, &s, 1, tok, T);
+        float *got = logits_with(merged, NULL, NULL, 0, tok, T);
+        float *base = logits_with(stories, NULL, NULL, 0, tok, T);
+        const size_t n = (size_t)T * 512;
+        const double e = rel_err(got, want, n), eb = rel_err(base, want, n);
+        cr_log_info("lora merge --type %s --scale %s: merged vs unmerged %.2e (base vs unmerged %.2e)", cases[c].type,
+                    cases[c].scale, e, eb);
+        cr_assert_leq(e, cases[c].tol, "%s/%s: %.3e", cases[c].type, cases[c].scale, e);
+        cr_assert_gt(eb, 10 * cases[c].tol, "the adapter must matter (%.3e)", eb);
+        free(want);
+        free(got);
+        free(base);
+        tw_lora_free(l2);
+        free(merged);
+    }
+    /* errors: a missing adapter names it */
+    char cmd[1024], *out = NULL, *errs = NULL;
+    snprintf(cmd, sizeof cmd, "%s lora merge -m %s --adapter %s/none.gguf -o %s/x.gguf", bin, stories, tmp, tmp);
+    cr_assert_neq(tw_test_run(cmd, &out, &errs), 0);
+    cr_assert(strstr(errs, "none.gguf"), "%s", errs);
+    free(out);
+    free(errs);
+    rm_rf(tmp);
+    free(ad);
+    tw_lora_free(l);
+    tw_model_files_free(mf);
+}
