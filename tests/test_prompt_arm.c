@@ -351,5 +351,24 @@ Test(prompt_arm, tuned_adapter_through_the_prompt_arm, .timeout = 300)
     cr_assert_gt(acc[1], acc[0], "the adapter trained on this task should help (%.3f vs %.3f)", acc[1], acc[0]);
     json_decref(lp[0]);
     json_decref(lp[1]);
+    /* the verdict over both runs: 12 test rows cannot support a comparison (rule R1), so no
+     * recommendation, whatever the accuracies */
+    snprintf(cmd, sizeof cmd, "%s verdict --task %s %s/base %s/tuned -o %s/verdict --json", bin, f.task_path, f.dir, f.dir,
+             f.dir);
+    rc = tw_test_run(cmd, &out, &errs);
+    cr_assert_eq(rc, 0, "verdict: rc %d: %s", rc, errs);
+    json_error_t je;
+    json_t *v = json_loads(out, 0, &je);
+    cr_assert_not_null(v, "verdict --json: %s", out);
+    cr_assert_not_null(json_string_value(json_object_get(v, "decision")));
+    cr_assert_eq(json_array_size(json_object_get(v, "rules")), 9, "every rule reports a line");
+    cr_assert_str_eq(json_string_value(json_object_get(v, "decision")), "none", "%s", out);
+    cr_assert(strstr(json_string_value(json_object_get(v, "summary")), "R1"), "%s", out);
+    char path[700];
+    snprintf(path, sizeof path, "%s/verdict/report.html", f.dir);
+    cr_assert(tw_file_exists(path), "%s missing", path);
+    json_decref(v);
+    free(out);
+    free(errs);
     fx_close(&f);
 }

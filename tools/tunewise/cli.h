@@ -81,6 +81,7 @@ extern const cli_cmd cmd_prompt;
 extern const cli_cmd cmd_serve;
 extern const cli_cmd cmd_tune;
 extern const cli_cmd cmd_lora_merge;
+extern const cli_cmd cmd_verdict;
 extern const cli_cmd cmd_report;
 extern const cli_cmd cmd_gate;
 extern const cli_cmd cmd_history;
