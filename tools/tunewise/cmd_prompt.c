@@ -23,6 +23,8 @@ static const cli_opt OPTS[] = {
     {"remote", 0, CLI_STR, "URL", "OpenAI-compatible server base URL (e.g. http://127.0.0.1:8080/v1) instead of a local model", NULL},
     {"api-key-env", 0, CLI_STR, "NAME", "with --remote: environment variable holding the API key", NULL},
     {"concurrency", 0, CLI_INT, "N", "with --remote: requests in flight", "4"},
+    {"rpm", 0, CLI_STR, "N", "with --remote: requests per minute at most (0: no limit)", "0"},
+    {"timeout", 0, CLI_STR, "S", "with --remote: seconds per attempt before a retry", "120"},
     {"strategy", 0, CLI_STR, "S", "zero|kshot|knn, optionally +cot and/or +rag (e.g. knn+cot)", "zero"},
     {"k", 'k', CLI_INT, "K", "demonstrations for kshot / knn", "8"},
     {"output", 0, CLI_STR, "MODE", "free|choice|score|json (default: score for classify, json for extract, free "
@@ -184,8 +186,12 @@ static int run(cli_args *a)
         rp.model = model;
         rp.api_key_env = cli_str(a, "api-key-env");
         rp.max_in_flight = (int)cli_int(a, "concurrency");
+        rp.requests_per_minute = strtod(cli_str(a, "rpm"), NULL);
+        rp.timeout_s = strtod(cli_str(a, "timeout"), NULL);
+        if (rp.requests_per_minute < 0 || !(rp.timeout_s > 0))
+            st = tw_error_set(&err, TW_ERR_INVALID, "--rpm must be >= 0 and --timeout > 0");
         rp.seed = (uint64_t)cli_int(a, "seed");
-        st = tw_remote_open(&j.rb, &rp, &err);
+        if (!st) st = tw_remote_open(&j.rb, &rp, &err);
         const char *ctn = cli_str(a, "chat-template");
         if (!st && ctn)
             st = tw_file_exists(ctn) ? tw_chat_template_load(&j.tmpl, ctn, &err) : tw_chat_template_builtin(&j.tmpl, ctn, &err);
