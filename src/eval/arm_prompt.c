@@ -440,7 +440,7 @@ static tw_status arm_begin(tw_eval_arm **armp, prompt_state **sp, const tw_chat_
     }
     s->p = *p;
     s->mode = p->prompt.output;
-    if (s->p.max_tokens <= 0) s->p.max_tokens = p->prompt.cot ? 256 : 64;
+    if (s->p.max_tokens <= 0) s->p.max_tokens = p->prompt.cot ? 256 : s->mode == TW_OUTPUT_JSON ? 192 : 64;
     arm->ops = &PROMPT_OPS;
     arm->state = s;
     *armp = arm;

@@ -18,7 +18,7 @@
 typedef struct tw_prompt_arm_params {
     tw_prompt_params prompt;   /* strategy, k, seed, output mode, rag folder */
     int32_t max_tokens;        /* free / choice / json: tokens generated at most (default
-                                  64; cot 256) */
+                                  64; json 192: extraction answers run long; cot 256) */
     float temperature;         /* default 0: greedy */
     uint64_t sample_seed;      /* sampler seed when temperature > 0 */
 } tw_prompt_arm_params;

@@ -34,7 +34,7 @@ static const cli_opt OPTS[] = {
     {"rag-k", 0, CLI_INT, "K", "rag: passages per example", "3"},
     {"split", 's', CLI_STR, "SPLIT", "train|dev|test: the split evaluated", "test"},
     {"limit", 0, CLI_INT, "N", "evaluate only the first N rows of each split used (0: all)", "0"},
-    {"max-tokens", 'n', CLI_INT, "N", "tokens generated at most (free/choice/json; 0: 64, cot 256)", "0"},
+    {"max-tokens", 'n', CLI_INT, "N", "tokens generated at most (free/choice/json; 0: 64, json 192, cot 256)", "0"},
     {"temp", 0, CLI_STR, "T", "sampling temperature (0: greedy)", "0"},
     {"out", 'o', CLI_STR, "DIR", "run directory (created; an interrupted run there is resumed)", NULL},
     {"force", 0, CLI_FLAG, NULL, "discard what DIR holds and start over", NULL},
