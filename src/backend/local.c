@@ -31,7 +31,7 @@ tw_local_params tw_local_default_params(void)
     return (tw_local_params){.n_threads = 0, .n_ctx = 4096, .kv_type = TW_KV_F16, .matmul = TW_MATMUL_FAST};
 }
 
-static tw_status load_tokenizer(const tw_model_files *mf, tw_tokenizer **out, tw_error *err)
+tw_status tw_local_load_tokenizer(const tw_model_files *mf, tw_tokenizer **out, tw_error *err)
 {
     if (tw_model_files_gguf(mf)) return tw_tokenizer_from_gguf(out, tw_model_files_gguf(mf), err);
     if (!tw_model_files_tokenizer_json(mf))
@@ -39,15 +39,15 @@ static tw_status load_tokenizer(const tw_model_files *mf, tw_tokenizer **out, tw
     return tw_tokenizer_load(out, tw_model_files_tokenizer_json(mf), err);
 }
 
-/* The chat template: the override (file or built-in name), else the model's own; a model
- * without one gives *out = NULL and TW_OK. */
-static tw_status load_template(const tw_model_files *mf, const char *override, tw_chat_template **out, tw_error *err)
+tw_status tw_local_load_template(const tw_model_files *mf, const char *override, tw_chat_template **out,
+                                 tw_error *err)
 {
     *out = NULL;
     if (override) {
         if (tw_file_exists(override)) return tw_chat_template_load(out, override, err);
         return tw_chat_template_builtin(out, override, err);
     }
+    if (!mf) return TW_OK;
     const tw_gguf *g = tw_model_files_gguf(mf);
     if (g) {
         tw_gguf_str src;
@@ -82,8 +82,8 @@ tw_status tw_local_open(tw_local **out, const tw_local_params *p, tw_error *err)
     lp.n_threads = p->n_threads;
     lp.matmul = p->matmul;
     tw_status st = tw_llama_open(&l->m, p->model, &lp, err);
-    if (!st) st = load_tokenizer(tw_llama_files(l->m), &l->tok, err);
-    if (!st) st = load_template(tw_llama_files(l->m), p->chat_template, &l->ct, err);
+    if (!st) st = tw_local_load_tokenizer(tw_llama_files(l->m), &l->tok, err);
+    if (!st) st = tw_local_load_template(tw_llama_files(l->m), p->chat_template, &l->ct, err);
     if (!st) {
         tw_kv_params kp = tw_kv_default_params();
         kp.n_cells = p->n_ctx > 0 ? p->n_ctx : d.n_ctx;

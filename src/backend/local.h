@@ -36,6 +36,15 @@ typedef struct tw_local_params {
 
 tw_local_params tw_local_default_params(void);
 
+/* What tw_local_open loads, for callers that hold their own model: the tokenizer of a
+ * model's files (GGUF metadata, or a HF folder's tokenizer.json) ... */
+tw_status tw_local_load_tokenizer(const tw_model_files *mf, tw_tokenizer **out, tw_error *err);
+/* ... and its chat template: override (a Jinja / tokenizer_config.json file, or a built-in
+ * name) when given, else the model's own (mf may then be NULL). *out = NULL and TW_OK when
+ * the model has none. */
+tw_status tw_local_load_template(const tw_model_files *mf, const char *override, tw_chat_template **out,
+                                 tw_error *err);
+
 typedef struct tw_local tw_local;
 
 /* Open the model, its tokenizer and chat template (a model without a template opens;

@@ -2,8 +2,7 @@
  * detection and path selection, the scalar kernel table (8-bit activation quantizers,
  * integer dot products of every weight type with them, float dots, the small layer ops),
  * the double-precision references, RoPE, the thread pool (tw_parallel_for) and the
- * matrix-product drivers that spread rows over it or hand dequantized tiles to OpenBLAS
- * sgemm.
+ * matrix-product drivers that spread rows over it or hand dequantized tiles to gemm.c.
  *
  * The integer dot products follow llama.cpp's scheme (ggml-quants.c vec_dot_q*_q8_*): the
  * activation row is rounded once to 8-bit blocks, byte for byte ggml's block_q8_1 /
@@ -17,7 +16,6 @@
 #include "model/kernels.h"
 #include "model/quant.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
@@ -970,10 +968,9 @@ static void chunk_sgemm(void *arg, int64_t t, int slot)
     tw_sgemm_nt(j->out + r0, j->R, j->x, C, wt, C, j->B, rows, C, false);
 }
 
-/* out (B, R) = x (B, C) · W^T with W dequantized tile by tile and OpenBLAS sgemm run
- * single-threaded in each of our threads (OpenBLAS's own pthreads would compete with ours
- * and spin after each call; the thread count is restored afterwards). false when the
- * tile buffers cannot be allocated. */
+/* out (B, R) = x (B, C) · W^T with W dequantized tile by tile and each tile multiplied by
+ * gemm.c's single-threaded tw_sgemm_nt on one of our threads. false when the tile buffers
+ * cannot be allocated. */
 static bool matmul_sgemm(mm_job *j, int nt)
 {
     const int64_t ntiles = (j->R + SGEMM_TILE - 1) / SGEMM_TILE;
@@ -984,10 +981,7 @@ static bool matmul_sgemm(mm_job *j, int nt)
         j->bufs = malloc((size_t)nt * SGEMM_TILE * (size_t)j->C * sizeof(float));
         if (!j->bufs) return false;
     }
-    const int old_blas = openblas_get_num_threads();
-    if (old_blas != 1) openblas_set_num_threads(1);
     tw_parallel_for(ntiles, nt, chunk_sgemm, j);
-    if (old_blas != 1) openblas_set_num_threads(old_blas);
     free(j->bufs);
     return true;
 }

@@ -8,7 +8,7 @@
  * (docs/kernels.md lists them). Fast paths chosen at run time: AVX-512 VNNI (a batched
  * integer GEMM for quantized W, and the legacy types' row dots), AVX2/FMA/F16C, scalar
  * fallback; threads across output rows (tw_parallel_for, a small pool that tolerates
- * preempted workers); OpenBLAS sgemm on dequantized tiles of W for batched float work
+ * preempted workers); gemm.c's float GEMM on dequantized tiles of W for batched float work
  * (and for quantized W on CPUs without AVX-512 VNNI).
  *
  * Weight layout: a GGUF tensor with ne = {C, R} is R rows of C elements, each row

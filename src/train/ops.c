@@ -13,7 +13,6 @@
 #include "model/kernels.h"
 #include "model/quant.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -21,15 +20,6 @@
 
 static int resolve_threads(int n) { return n > 0 ? n : omp_get_max_threads(); }
 
-/* tw_parallel_for over chunks that call tw_sgemm_nt: OpenBLAS must not start threads of
- * its own inside ours (as kernels.c's matmul_sgemm does). */
-static void parallel_sgemm(int64_t n_chunks, int nt, tw_chunk_fn fn, void *arg)
-{
-    const int old_blas = openblas_get_num_threads();
-    if (old_blas != 1) openblas_set_num_threads(1);
-    tw_parallel_for(n_chunks, nt, fn, arg);
-    if (old_blas != 1) openblas_set_num_threads(old_blas);
-}
 
 /* ---- embedding ------------------------------------------------------------------------ */
 
@@ -304,7 +294,7 @@ void tw_attention_forward(float *out, float *lse, const float *q, const float *k
     transpose_heads(Vt, v, T, n_head_kv, D, n_head_kv * D);
     att_mm_job j = {.out = out, .lse = lse, .q = q, .k = k, .v = v, .Vt = Vt, .scratch = Vt + T * n_head_kv * D,
                     .T = T, .H = n_head, .HKV = n_head_kv, .D = D, .scale = 1.0f / sqrtf((float)D)};
-    parallel_sgemm(n_head * ((T + ATT_BQ - 1) / ATT_BQ), nt, att_mm_fwd_chunk, &j);
+    tw_parallel_for(n_head * ((T + ATT_BQ - 1) / ATT_BQ), nt, att_mm_fwd_chunk, &j);
     free(buf);
 }
 
@@ -384,8 +374,8 @@ void tw_attention_backward(float *dq, float *dk, float *dv, float *delta, const 
                     .Kt = Kt, .Qt = Qt, .dOt = dOt, .scratch = Kt + nkv, .T = T, .H = n_head, .HKV = n_head_kv, .D = D,
                     .scale = 1.0f / sqrtf((float)D)};
     const int64_t nb = (T + ATT_BQ - 1) / ATT_BQ;
-    parallel_sgemm(n_head * nb, nt, att_mm_bwd_q_chunk, &j);
-    parallel_sgemm(n_head_kv * nb, nt, att_mm_bwd_kv_chunk, &j);
+    tw_parallel_for(n_head * nb, nt, att_mm_bwd_q_chunk, &j);
+    tw_parallel_for(n_head_kv * nb, nt, att_mm_bwd_kv_chunk, &j);
     free(buf);
 }
 
@@ -499,7 +489,7 @@ void tw_linear_backward(float *dx, const float *dout, const void *W, tw_type typ
                      .rb = tw_type_row_bytes(type, (uint64_t)C)};
     /* the fallback row buffer holds 256 floats: only block sizes <= 256 (all GGUF types) */
     j.scratch = malloc((size_t)nt * (size_t)(LIN_TILE_ROWS + 1) * (size_t)cb * sizeof(float));
-    parallel_sgemm((C + cb - 1) / cb, nt, lin_bwd_chunk, &j);
+    tw_parallel_for((C + cb - 1) / cb, nt, lin_bwd_chunk, &j);
     free(j.scratch);
 }
 
@@ -533,7 +523,7 @@ void tw_lora_linear_forward(float *out, float *t, const float *x, const float *x
     tw_linear_forward(out, x, W, type, T, n_out, n_in, n_threads);
     lora_job j = {.out = out, .t = t, .xd = xd, .A = A, .B = B, .scale = scale, .T = T, .n_out = n_out,
                   .n_in = n_in, .rank = rank};
-    parallel_sgemm((T + LORA_ROWS - 1) / LORA_ROWS, resolve_threads(n_threads), lora_fwd_chunk, &j);
+    tw_parallel_for((T + LORA_ROWS - 1) / LORA_ROWS, resolve_threads(n_threads), lora_fwd_chunk, &j);
 }
 
 /* backward 1, chunk = block of token rows: dt = scale · dout · B (rank accumulators in double) */

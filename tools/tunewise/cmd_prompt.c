@@ -193,8 +193,7 @@ static int run(cli_args *a)
         rp.seed = (uint64_t)cli_int(a, "seed");
         if (!st) st = tw_remote_open(&j.rb, &rp, &err);
         const char *ctn = cli_str(a, "chat-template");
-        if (!st && ctn)
-            st = tw_file_exists(ctn) ? tw_chat_template_load(&j.tmpl, ctn, &err) : tw_chat_template_builtin(&j.tmpl, ctn, &err);
+        if (!st && ctn) st = tw_local_load_template(NULL, ctn, &j.tmpl, &err);
         for (size_t i = 0; i < t.n_prices; i++)
             if (t.prices[i].model && strcmp(t.prices[i].model, model) == 0) j.price = &t.prices[i];
     } else if (!st) {

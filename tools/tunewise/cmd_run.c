@@ -3,6 +3,7 @@
  * statistics (prompt tokens, prefill and decode tokens/s, why it stopped) to stderr;
  * --json prints one JSON object instead. Deliberately not here: the engine (src/model/). */
 #include "cli.h"
+#include "backend/local.h"
 #include "model/chat.h"
 #include "model/llama.h"
 
@@ -53,38 +54,14 @@ static tw_status read_stdin(tw_buf *b, tw_error *err)
     return TW_OK;
 }
 
-/* The model's tokenizer: GGUF metadata, or tokenizer.json of a HF folder. */
-static tw_status load_tokenizer(const tw_model_files *mf, tw_tokenizer **out, tw_error *err)
-{
-    if (tw_model_files_gguf(mf)) return tw_tokenizer_from_gguf(out, tw_model_files_gguf(mf), err);
-    if (!tw_model_files_tokenizer_json(mf))
-        return tw_error_set(err, TW_ERR_INVALID, "%s: no tokenizer.json in this folder", tw_model_files_path(mf));
-    return tw_tokenizer_load(out, tw_model_files_tokenizer_json(mf), err);
-}
-
-/* The chat template: --chat-template FILE|NAME, else the model's own. */
+/* The chat template: --chat-template FILE|NAME, else the model's own (required here). */
 static tw_status load_template(const tw_model_files *mf, const char *override, tw_chat_template **out, tw_error *err)
 {
-    if (override) {
-        if (tw_file_exists(override)) return tw_chat_template_load(out, override, err);
-        return tw_chat_template_builtin(out, override, err);
-    }
-    const tw_gguf *g = tw_model_files_gguf(mf);
-    if (g) {
-        tw_gguf_str src;
-        if (tw_gguf_get_str(g, "tokenizer.chat_template", &src, err))
-            return tw_error_set(err, TW_ERR_INVALID, "%s has no tokenizer.chat_template: give --chat-template FILE|NAME",
-                                tw_model_files_path(mf));
-        char *tmpl = tw_strndup(src.ptr, src.len, err);
-        if (!tmpl) return TW_ERR_NOMEM;
-        tw_status st = tw_chat_template_new(out, tmpl, err);
-        free(tmpl);
-        return st;
-    }
-    if (!tw_model_files_tokenizer_config(mf))
-        return tw_error_set(err, TW_ERR_INVALID, "%s: no tokenizer_config.json with a chat template: give --chat-template",
-                            tw_model_files_path(mf));
-    return tw_chat_template_load(out, tw_model_files_tokenizer_config(mf), err);
+    tw_status st = tw_local_load_template(mf, override, out, err);
+    if (!st && !*out)
+        st = tw_error_set(err, TW_ERR_INVALID, "%s has no chat template: give --chat-template FILE|NAME",
+                          tw_model_files_path(mf));
+    return st;
 }
 
 /* Render the prompt as a user turn; the template writes BOS itself. */
@@ -199,7 +176,7 @@ static int run(cli_args *a)
     if ((st = tw_llama_open(&m, path, &lp, &err))) goto fail;
     t_load = tw_now() - t_load;
     const tw_model_files *mf = tw_llama_files(m);
-    if ((st = load_tokenizer(mf, &tok, &err))) goto fail;
+    if ((st = tw_local_load_tokenizer(mf, &tok, &err))) goto fail;
     const char *text = prompt;
     unsigned flags = TW_TOK_DEFAULT;
     if (cli_flag(a, "chat")) {
