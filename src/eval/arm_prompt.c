@@ -221,6 +221,30 @@ static tw_status answer(prompt_state *s, const tw_prompt_example *ex, tw_cache_e
     return TW_OK;
 }
 
+/* The cache key of one call: model, adapter, the exact prompt, decoding parameters, mode. */
+static tw_status cache_key(const tw_eval_arm *arm, const char *prompt, char key[65], tw_error *err)
+{
+    const prompt_state *s = arm->state;
+    tw_cache_key k = {.model_hash = arm->model_hash, .adapter_hash = arm->adapter_hash, .prompt = prompt,
+                      .params = s->dec, .mode = s->tag};
+    return tw_cache_key_hash(&k, key, err);
+}
+
+/* Move an answer (fresh or from the cache) into a prediction; the prompt becomes its input. */
+static tw_status take_entry(const prompt_state *s, tw_pred *out, tw_cache_entry *e, const char *prompt, tw_error *err)
+{
+    out->prediction = e->output;
+    out->parsed = e->parsed;
+    e->output = e->parsed = NULL;
+    out->valid = e->valid;
+    out->tokens_in = e->tokens_in;
+    out->tokens_out = e->tokens_out;
+    out->latency_ms = e->latency_ms;
+    if (s->rb && s->price) out->cost = tw_remote_cost(s->price, (int64_t)e->tokens_in, (int64_t)e->tokens_out);
+    out->input = strdup(prompt);
+    return out->input ? TW_OK : tw_error_set(err, TW_ERR_NOMEM, "out of memory");
+}
+
 /* The remote path: chat completions (free / cot / json / choice) or completions with echoed
  * log-probs (score). */
 static tw_status answer_remote(prompt_state *s, const tw_prompt_example *ex, tw_cache_entry *e, tw_error *err)
@@ -303,9 +327,7 @@ static tw_status predict(tw_eval_arm *arm, const tw_example *row, tw_pred *out, 
     char key[65];
     bool hit = false;
     if (ctx && ctx->cache) {
-        tw_cache_key k = {.model_hash = arm->model_hash, .adapter_hash = arm->adapter_hash, .prompt = ex.text.data,
-                          .params = s->dec, .mode = s->tag};
-        st = tw_cache_key_hash(&k, key, err);
+        st = cache_key(arm, ex.text.data, key, err);
         if (!st) st = tw_cache_get(ctx->cache, key, &e, &hit, err);
     }
     if (!st && !hit) {
@@ -313,16 +335,7 @@ static tw_status predict(tw_eval_arm *arm, const tw_example *row, tw_pred *out, 
         if (!st && ctx && ctx->cache) st = tw_cache_put(ctx->cache, key, &e, err);
     }
     if (!st) {
-        out->prediction = e.output;
-        out->parsed = e.parsed;
-        e.output = e.parsed = NULL;
-        out->valid = e.valid;
-        out->tokens_in = e.tokens_in;
-        out->tokens_out = e.tokens_out;
-        out->latency_ms = e.latency_ms;
-        if (s->rb && s->price) out->cost = tw_remote_cost(s->price, (int64_t)e.tokens_in, (int64_t)e.tokens_out);
-        out->input = strdup(ex.text.data);
-        if (!out->input) st = tw_error_set(err, TW_ERR_NOMEM, "out of memory");
+        st = take_entry(s, out, &e, ex.text.data, err);
     }
     tw_cache_entry_free(&e);
     tw_prompt_example_free(&ex);
@@ -368,9 +381,7 @@ static tw_status predict_batch(tw_eval_arm *arm, const tw_example *rows, size_t 
     for (size_t i = 0; !st && i < n; i++) {
         st = tw_prompt_build(s->pr, &rows[i], &ex[i], err);
         if (!st && ctx && ctx->cache) {
-            tw_cache_key k = {.model_hash = arm->model_hash, .adapter_hash = arm->adapter_hash,
-                              .prompt = ex[i].text.data, .params = s->dec, .mode = s->tag};
-            st = tw_cache_key_hash(&k, keys[i], err);
+            st = cache_key(arm, ex[i].text.data, keys[i], err);
             if (!st) st = tw_cache_get(ctx->cache, keys[i], &e[i], &hit[i], err);
         }
     }
@@ -392,15 +403,7 @@ static tw_status predict_batch(tw_eval_arm *arm, const tw_example *rows, size_t 
         }
     }
     for (size_t i = 0; !st && i < n; i++) {
-        out[i].prediction = e[i].output;
-        out[i].parsed = e[i].parsed;
-        e[i].output = e[i].parsed = NULL;
-        out[i].valid = e[i].valid;
-        out[i].tokens_in = e[i].tokens_in;
-        out[i].tokens_out = e[i].tokens_out;
-        out[i].latency_ms = e[i].latency_ms;
-        if (s->price) out[i].cost = tw_remote_cost(s->price, (int64_t)e[i].tokens_in, (int64_t)e[i].tokens_out);
-        if (!(out[i].input = strdup(ex[i].text.data))) st = tw_error_set(err, TW_ERR_NOMEM, "out of memory");
+        st = take_entry(s, &out[i], &e[i], ex[i].text.data, err);
     }
     for (size_t i = 0; ex && e && i < n; i++) {
         tw_prompt_example_free(&ex[i]);
