@@ -539,37 +539,27 @@ __attribute__((target("avx2,fma"))) static void dot_ggml4_tb_avx2(float *out, co
 }
 #endif
 
-/* Whether the AVX2 versions run (cached: tw_kernels_simd() is too slow to ask per dot;
- * both versions give the same bits, so a stale answer only changes speed). */
-static bool ggml_simd(void)
-{
-    static int cached = -1;
-    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v < 0) {
-        v = tw_kernels_simd();
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    }
-    return v;
-}
-
-static float dot_ggml(const float *a, const float *b, int64_t n, bool tinyblas)
+/* simd: tw_kernels_simd(), asked once per attention row by the caller (it is too slow to
+ * ask per dot); both versions give the same bits. */
+static float dot_ggml(const float *a, const float *b, int64_t n, bool tinyblas, bool simd)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (ggml_simd()) return dot_ggml_avx2(a, b, n, tinyblas);
+    if (simd) return dot_ggml_avx2(a, b, n, tinyblas);
 #endif
+    (void)simd;
     return dot_ggml_sw(a, b, n, tinyblas);
 }
 
-/* out[k] = dot_ggml(a, b0 + k * stride, n, tinyblas) for k < m. */
+/* out[k] = dot_ggml(a, b0 + k * stride, n, tinyblas, simd) for k < m. */
 static void dot_ggml_many(float *out, const float *a, const float *b0, int64_t stride, int64_t n, int64_t m,
-                          bool tinyblas)
+                          bool tinyblas, bool simd)
 {
     int64_t k = 0;
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (tinyblas && ggml_simd())
+    if (tinyblas && simd)
         for (; k + 4 <= m; k += 4) dot_ggml4_tb_avx2(out + k, a, b0 + k * stride, stride, n);
 #endif
-    for (; k < m; k++) out[k] = dot_ggml(a, b0 + k * stride, n, tinyblas);
+    for (; k < m; k++) out[k] = dot_ggml(a, b0 + k * stride, n, tinyblas, simd);
 }
 
 /* ggml_compute_forward_rms_norm_f32 (+ the weight multiply): the sum of squares in double
@@ -659,7 +649,8 @@ static void attn_row_ggml(float *out, const float *q, const float *Kc, const flo
     int64_t last = -1;   /* the products are needed up to the last visible cell */
     for (int64_t j = 0; j < n; j++)
         if (cpos[cells[j]] <= qp) last = j;
-    dot_ggml_many(s, qh, Kc, D, D, last + 1, tb_qk);
+    const bool simd = tw_kernels_simd();
+    dot_ggml_many(s, qh, Kc, D, D, last + 1, tb_qk, simd);
     for (int64_t j = 0; j < n; j++) {
         s[j] = j > last || cpos[cells[j]] > qp ? -INFINITY : s[j] * scale;
         if (s[j] > mx) mx = s[j];
@@ -673,7 +664,7 @@ static void attn_row_ggml(float *out, const float *q, const float *Kc, const flo
     }
     const float inv = (float)(1.0 / sum);
     for (int64_t j = 0; j < n; j++) s[j] = tw_fp16_to_fp32(tw_fp32_to_fp16(s[j] * inv));
-    dot_ggml_many(out, s, Vt, n64, n64, D, tb_pv);
+    dot_ggml_many(out, s, Vt, n64, n64, D, tb_pv, simd);
 }
 
 /* ggml's f32 dot products (TW_MATMUL_GGML_FLOAT): lanes as dot_ggml, but the products
