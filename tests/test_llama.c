@@ -937,6 +937,99 @@ Test(llama, score_choices_equal_reference_logprobs)
     tw_llama_free(m);
 }
 
+/* A multi-sequence batch (runs of forks of one prompt, and an unrelated sequence between
+ * them, split across chunks by a small max_batch) gives every token the logits of the same
+ * tokens run sequence by sequence. */
+static void check_multi(tw_kv_type kt)
+{
+    tw_llama_params lp = tw_llama_default_params();
+    lp.max_batch = 4;   /* runs cross chunk boundaries */
+    tw_llama *m = open_model(stories_path(), &lp);
+    const int32_t V = tw_llama_n_vocab(m);
+    tw_error err;
+    int32_t prompt[10] = {1, 403, 407, 261, 378, 300, 333, 285, 271, 302};
+    int32_t other[5] = {1, 350, 290, 261, 410};
+    /* runs: seq 1 (3 tokens), seq 4 (fresh, 2), seq 2 (1), seq 3 (4) */
+    int32_t seqs[10] = {1, 1, 1, 4, 4, 2, 3, 3, 3, 3};
+    int32_t toks[10] = {300, 301, 302, 303, 304, 305, 306, 307, 308, 309};
+    tw_kv *kv = new_kv(m, 64, 5, kt);
+    forward(m, kv, 0, prompt, NULL, 10, TW_LOGITS_NONE, NULL);
+    for (int s = 1; s <= 3; s++) cr_assert_eq(tw_kv_seq_fork(kv, s, 0, &err), TW_OK);
+    forward(m, kv, 4, other, NULL, 5, TW_LOGITS_NONE, NULL);
+    float *got = malloc((size_t)10 * (size_t)V * sizeof *got), *want = malloc((size_t)4 * (size_t)V * sizeof *want);
+    cr_assert_eq(tw_llama_forward_multi(m, kv, seqs, toks, NULL, 10, TW_LOGITS_ALL, got, &err), TW_OK, "%s", err.msg);
+    cr_expect_eq(tw_kv_seq_len(kv, 1), 13);
+    cr_expect_eq(tw_kv_seq_pos_max(kv, 3), 13, "default positions continue each sequence");
+    cr_expect_eq(tw_kv_seq_len(kv, 4), 7);
+    cr_expect_eq(tw_kv_seq_len(kv, 0), 10, "the forked prompt is untouched");
+    for (int r0 = 0, r1; r0 < 10; r0 = r1) {
+        for (r1 = r0 + 1; r1 < 10 && seqs[r1] == seqs[r0];) r1++;
+        tw_kv *k1 = new_kv(m, 64, 1, kt);
+        if (seqs[r0] == 4) forward(m, k1, 0, other, NULL, 5, TW_LOGITS_NONE, NULL);
+        else forward(m, k1, 0, prompt, NULL, 10, TW_LOGITS_NONE, NULL);
+        forward(m, k1, 0, toks + r0, NULL, r1 - r0, TW_LOGITS_ALL, want);
+        double e = rel_err(got + (size_t)r0 * (size_t)V, want, (size_t)(r1 - r0) * (size_t)V);
+        /* alone, a 1-token run is not "batched" (ggml's attention order differs): rounding only */
+        cr_expect(e <= 1e-5, "run of seq %d: rel err %g", seqs[r0], e);
+        tw_kv_free(k1);
+    }
+    /* errors: a sequence split in two runs, a bad sequence id; nothing stored */
+    int32_t split[3] = {1, 2, 1}, bad[1] = {9};
+    int32_t before = tw_kv_cells_free(kv);
+    cr_expect_eq(tw_llama_forward_multi(m, kv, split, toks, NULL, 3, TW_LOGITS_NONE, NULL, &err), TW_ERR_INVALID);
+    cr_expect(strstr(err.msg, "must be contiguous") != NULL, "%s", err.msg);
+    cr_expect_eq(tw_llama_forward_multi(m, kv, bad, toks, NULL, 1, TW_LOGITS_NONE, NULL, &err), TW_ERR_INVALID);
+    cr_expect(strstr(err.msg, "sequence id 9 not in 0..4") != NULL, "%s", err.msg);
+    cr_expect_eq(tw_kv_cells_free(kv), before);
+    free(got);
+    free(want);
+    tw_kv_free(kv);
+    tw_llama_free(m);
+}
+
+Test(llama, multi_sequence_batch_equals_separate_forwards_f16) { check_multi(TW_KV_F16); }
+Test(llama, multi_sequence_batch_equals_separate_forwards_f32) { check_multi(TW_KV_F32); }
+
+/* Scoring many choices: with 40 scratch sequences they go through a few multi-sequence
+ * forwards, with 1 scratch sequence one by one; both equal each choice scored alone, to
+ * float rounding (1e-4 relative: the batch size picks ggml's matmul and attention orders,
+ * so a 2-token choice alone and the same tokens among 50 round differently; a wrong mask
+ * or position would be off by whole units). */
+Test(llama, score_choices_batched_equals_one_at_a_time)
+{
+    tw_llama *m = open_model(stories_path(), NULL);
+    tw_error err;
+    enum { NC = 30 };
+    int32_t prompt[6] = {1, 403, 407, 261, 378, 300};
+    int32_t store[NC][4], lens[NC];
+    const int32_t *ch[NC];
+    for (int c = 0; c < NC; c++) {
+        lens[c] = 1 + c % 4;   /* 1..4 tokens */
+        for (int j = 0; j < lens[c]; j++) store[c][j] = 260 + (c * 7 + j * 13) % 240;
+        ch[c] = store[c];
+    }
+    double many[NC], one[NC], alone;
+    tw_kv *kv = new_kv(m, 256, 41, TW_KV_F16), *k2 = new_kv(m, 256, 2, TW_KV_F16);
+    cr_assert_eq(tw_llama_score_choices(m, kv, 0, 1, prompt, 6, ch, lens, NC, many, NULL, &err), TW_OK, "%s", err.msg);
+    cr_assert_eq(tw_llama_score_choices(m, k2, 0, 1, prompt, 6, ch, lens, NC, one, NULL, &err), TW_OK, "%s", err.msg);
+    cr_expect_eq(tw_kv_cells_free(kv), 256 - 6, "scratch sequences cleared");
+    for (int s = 1; s < 41; s++) cr_expect_eq(tw_kv_seq_len(kv, s), 0);
+    for (int c = 0; c < NC; c++) {
+        tw_kv *k1 = new_kv(m, 64, 2, TW_KV_F16);
+        cr_assert_eq(tw_llama_score_choices(m, k1, 0, 1, prompt, 6, &ch[c], &lens[c], 1, &alone, NULL, &err), TW_OK);
+        cr_expect(fabs(many[c] - alone) <= 1e-4 * fmax(1.0, fabs(alone)), "choice %d: batched %.9g vs alone %.9g", c, many[c],
+                  alone);
+        cr_expect(fabs(one[c] - alone) <= 1e-4 * fmax(1.0, fabs(alone)), "choice %d: one scratch %.9g vs alone %.9g", c, one[c],
+                  alone);
+        tw_kv_free(k1);
+    }
+    cr_expect_eq(tw_llama_score_choices(m, k2, 0, 2, prompt, 6, ch, lens, 1, &alone, NULL, &err), TW_ERR_INVALID,
+                 "no scratch sequence");
+    tw_kv_free(kv);
+    tw_kv_free(k2);
+    tw_llama_free(m);
+}
+
 /* ---- the cache on its own, and errors ------------------------------------------------------ */
 
 Test(llama, kv_cache_bookkeeping)

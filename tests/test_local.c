@@ -156,7 +156,10 @@ Test(local, score_matches_the_engine_and_prefers_the_likely_choice)
     double direct;
     cr_assert_eq(tw_llama_score_choices(tw_local_model(b), kv, 0, 1, p.v, (int32_t)p.n, cv, cl, 1, &direct, NULL, &err),
                  TW_OK);
-    cr_assert_float_eq(direct, without[0], 1e-9, "%g vs %g", direct, without[0]);
+    /* alone, the choice's tokens form a forward of their own; in tw_local_score they share
+     * one multi-sequence forward with the other choices, and a batch of >= 2 rows takes
+     * ggml's batched attention order: equal to float rounding */
+    cr_assert_float_eq(direct, without[0], 1e-5 * fabs(without[0]), "%.9g vs %.9g", direct, without[0]);
     tw_kv_free(kv);
     tw_tok_ids_free(&p);
     tw_tok_ids_free(&c0);

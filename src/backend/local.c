@@ -2,7 +2,7 @@
  * cache by KV-sequence fork, generation and choice scoring.
  *
  * KV sequences: 0 holds the cached prefix, 1 the request being served (a fork of 0 when the
- * prefix is reused), 2 the scratch sequence of tw_llama_score_choices.
+ * prefix is reused), 2.. the scratch sequences of tw_llama_score_choices.
  * Deliberately not here: prompt construction, answer parsing, result caching. */
 #include "backend/local.h"
 
@@ -87,7 +87,7 @@ tw_status tw_local_open(tw_local **out, const tw_local_params *p, tw_error *err)
     if (!st) {
         tw_kv_params kp = tw_kv_default_params();
         kp.n_cells = p->n_ctx > 0 ? p->n_ctx : d.n_ctx;
-        kp.n_seq = 3;
+        kp.n_seq = SEQ_TMP + 64;   /* 64 scratch sequences: labels scored 64 at a time */
         kp.type = p->kv_type;
         st = tw_kv_new(&l->kv, tw_llama_config(l->m), &kp, err);
     }

@@ -180,26 +180,62 @@ tw_status tw_llama_score_choices(tw_llama *m, tw_kv *kv, int32_t seq, int32_t tm
                                     choices[c][j], V);
         if (choice_lens[c] > max_len) max_len = choice_lens[c];
     }
-    /* row 0: after the prompt; row j: after choice token j-1 */
-    float *logits = malloc((size_t)(max_len > 0 ? max_len : 1) * (size_t)V * sizeof *logits);
-    if (!logits) return tw_error_set(err, TW_ERR_NOMEM, "out of memory for %d rows of logits", max_len);
-    tw_status st = tw_llama_forward(m, kv, seq, prompt, NULL, n_prompt, TW_LOGITS_LAST, logits, err);
-    for (int32_t c = 0; c < n_choices && st == TW_OK; c++) {
-        int32_t L = choice_lens[c];
-        if (L > 1) {
-            if ((st = tw_kv_seq_fork(kv, tmp_seq, seq, err))) break;
-            st = tw_llama_forward(m, kv, tmp_seq, choices[c], NULL, L - 1, TW_LOGITS_ALL, logits + V, err);
-            tw_kv_seq_clear(kv, tmp_seq);
-            if (st) break;
-        }
-        double sum = 0.0;
-        for (int32_t j = 0; j < L; j++) {
-            double lp = tw_log_softmax_at(logits + (size_t)j * (size_t)V, V, choices[c][j]);
-            if (per_token && per_token[c]) per_token[c][j] = lp;
-            sum += lp;
-        }
-        logprobs[c] = sum;
+    /* Choices of >= 2 tokens are evaluated together: each in its own scratch sequence (a
+     * fork of seq), up to SCORE_ROWS tokens per multi-sequence forward. rows[c]: where
+     * choice c's logits start in the batch's logits (row j predicts its token j + 1). */
+    enum { SCORE_ROWS = 256 };
+    const int32_t n_seq = tw_kv_n_seq(kv);
+    int32_t n_tmp = 0;
+    for (int32_t s = tmp_seq; s < n_seq; s++) n_tmp += s != seq;
+    if (tmp_seq < 0 || n_tmp < 1)
+        return tw_error_set(err, TW_ERR_INVALID, "score: scratch sequence %d not in 0..%d", tmp_seq, n_seq - 1);
+    const size_t rows_cap = (size_t)(max_len > SCORE_ROWS ? max_len : SCORE_ROWS);
+    float *last = malloc((size_t)V * sizeof *last);
+    float *logits = malloc(rows_cap * (size_t)V * sizeof *logits);
+    int32_t *bseq = malloc(rows_cap * sizeof *bseq), *btok = malloc(rows_cap * sizeof *btok);
+    int32_t *start = malloc((size_t)(n_choices > 0 ? n_choices : 1) * sizeof *start);
+    if (!last || !logits || !bseq || !btok || !start) {
+        free(last), free(logits), free(bseq), free(btok), free(start);
+        return tw_error_set(err, TW_ERR_NOMEM, "out of memory for %zu rows of logits", rows_cap);
     }
+    tw_status st = tw_llama_forward(m, kv, seq, prompt, NULL, n_prompt, TW_LOGITS_LAST, last, err);
+    for (int32_t c0 = 0, c1; c0 < n_choices && st == TW_OK; c0 = c1) {
+        /* the group [c0, c1): as many choices as scratch sequences, rows and cells allow */
+        int32_t rows = 0, used = 0, s = tmp_seq;
+        const int32_t cells_free = tw_kv_cells_free(kv);
+        for (c1 = c0; c1 < n_choices; c1++) {
+            const int32_t need = choice_lens[c1] > 1 ? choice_lens[c1] - 1 : 0;
+            /* (a first choice longer than the free cells goes alone: the forward reports it) */
+            if (need > 0 && used > 0 && (used == n_tmp || (size_t)(rows + need) > rows_cap || rows + need > cells_free))
+                break;
+            start[c1] = rows;
+            if (need == 0) continue;
+            if (s == seq) s++;
+            if ((st = tw_kv_seq_fork(kv, s, seq, err))) break;
+            for (int32_t j = 0; j < need; j++) {
+                bseq[rows + j] = s;
+                btok[rows + j] = choices[c1][j];
+            }
+            rows += need;
+            used++;
+            s++;
+        }
+        if (!st && rows > 0) st = tw_llama_forward_multi(m, kv, bseq, btok, NULL, rows, TW_LOGITS_ALL, logits, err);
+        for (int32_t t = tmp_seq, k = 0; t < n_seq && k < used; t++)
+            if (t != seq) tw_kv_seq_clear(kv, t), k++;
+        if (st) break;
+        for (int32_t c = c0; c < c1; c++) {
+            double sum = 0.0;
+            for (int32_t j = 0; j < choice_lens[c]; j++) {
+                const float *row = j == 0 ? last : logits + (size_t)(start[c] + j - 1) * (size_t)V;
+                double lp = tw_log_softmax_at(row, V, choices[c][j]);
+                if (per_token && per_token[c]) per_token[c][j] = lp;
+                sum += lp;
+            }
+            logprobs[c] = sum;
+        }
+    }
+    free(last), free(bseq), free(btok), free(start);
     free(logits);
     return st;
 }

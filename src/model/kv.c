@@ -145,6 +145,18 @@ void tw_kv_seq_truncate(tw_kv *kv, int32_t seq, int32_t pos)
     kv->seq_pos_max[seq] = pmax;
 }
 
+void tw_kv_seq_drop_last(tw_kv *kv, int32_t seq, int32_t n)
+{
+    if (!seq_ok(kv, seq) || n <= 0) return;
+    int32_t *cells = kv->seq_cells + (size_t)seq * (size_t)kv->n_cells;
+    int32_t len = kv->seq_len[seq], keep = n < len ? len - n : 0, pmax = -1;
+    for (int32_t i = len - 1; i >= keep; i--) cell_release(kv, cells[i]);
+    for (int32_t i = 0; i < keep; i++)
+        if (kv->pos[cells[i]] > pmax) pmax = kv->pos[cells[i]];
+    kv->seq_len[seq] = keep;
+    kv->seq_pos_max[seq] = pmax;
+}
+
 tw_status tw_kv_seq_fork(tw_kv *kv, int32_t dst, int32_t src, tw_error *err)
 {
     if (!seq_ok(kv, dst) || !seq_ok(kv, src) || dst == src)

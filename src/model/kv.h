@@ -13,8 +13,8 @@
  *    every cell of its sequence whose position is <= p (llama.cpp's causal rule), so
  *    explicit positions work, duplicates included.
  *
- * Deliberately not here: the arithmetic (llama.c), multi-sequence batches (a forward
- * call works on one sequence), sliding windows, quantized (q8_0) caches, defragmentation
+ * Deliberately not here: the arithmetic (llama.c; a forward call may carry tokens of
+ * several sequences, tw_llama_forward_multi), sliding windows, quantized (q8_0) caches, defragmentation
  * (cells are addressed by id, so fragmentation costs nothing but locality). */
 #ifndef TW_MODEL_KV_H
 #define TW_MODEL_KV_H
@@ -59,6 +59,8 @@ int32_t tw_kv_seq_pos_max(const tw_kv *kv, int32_t seq);
 void tw_kv_seq_clear(tw_kv *kv, int32_t seq);
 /* Drop the cells of seq whose position is >= pos (pos <= 0: everything). */
 void tw_kv_seq_truncate(tw_kv *kv, int32_t seq, int32_t pos);
+/* Drop the last n cells appended to seq (all of them when n >= its length). */
+void tw_kv_seq_drop_last(tw_kv *kv, int32_t seq, int32_t n);
 /* dst becomes a copy of src that shares src's cells (dst's old cells are dropped first).
  * No K/V data is copied; later tokens of either sequence go to fresh cells.
  * Errors: TW_ERR_INVALID (bad ids, dst == src), TW_ERR_NOMEM. */

@@ -79,9 +79,12 @@ struct tw_llama {
     float *cs;       /* (B, n_rot) RoPE cos/sin tables */
     int32_t *cells;  /* (B) cache cells of the chunk */
     int32_t *pos;    /* (B) positions of the chunk */
+    int32_t *seqs;   /* (B) sequence of each token of the chunk */
     /* attention scratch (ensure_attn), for caches of up to attn_cap cells */
     float *attn_buf, *att_k, *att_v, *att_s, *att_q, *att_o;
     int32_t attn_cap;
+    int32_t *att_cells;   /* (attn_cap) the cells gathered into att_k / att_v (emulated path) */
+    int32_t att_n;        /* how many: a run of another sequence reuses the common prefix */
     unsigned ggml;   /* TW_LLAMA_GGML_* emulations used with an F16 cache */
     /* LoRA adapters applied unmerged (tw_llama_set_adapters): aw[(a * n_layer + l) * 7 + t]
      * is adapter a's weight for layer l, target bit t (NULL when not adapted) */
@@ -171,6 +174,7 @@ void tw_llama_free(tw_llama *m)
     free(m->vecs);
     free(m->arena);
     free(m->attn_buf);
+    free(m->att_cells);
     free(m->ad_scale);
     free(m->aw);
     free(m->lora_t);
@@ -294,7 +298,7 @@ static tw_status alloc_arena(tw_llama *m, tw_error *err)
     size_t B = (size_t)m->p.max_batch, E = (size_t)c->n_embd, Q = (size_t)c->n_head * (size_t)c->head_dim;
     size_t KV = (size_t)c->n_head_kv * (size_t)c->head_dim, F = (size_t)c->n_ff, R = (size_t)c->n_rot;
     size_t EQ = E > Q ? E : Q;
-    size_t sizes[] = {B * E, B * EQ, B * Q, B * KV, B * KV, B * Q, B * F, B * F, B * R, B, B};
+    size_t sizes[] = {B * E, B * EQ, B * Q, B * KV, B * KV, B * Q, B * F, B * F, B * R, B, B, B};
     size_t total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~(size_t)15;   /* 64-byte steps */
     m->arena = aligned_alloc(64, total * sizeof(float));
@@ -313,6 +317,8 @@ static tw_status alloc_arena(tw_llama *m, tw_error *err)
     m->cells = (int32_t *)p;   /* int32 and float are both 4 bytes */
     p += (sizes[i++] + 15) & ~(size_t)15;
     m->pos = (int32_t *)p;
+    p += (sizes[i++] + 15) & ~(size_t)15;
+    m->seqs = (int32_t *)p;
     return TW_OK;
 }
 
@@ -636,12 +642,12 @@ static void swiglu_ggml(float *out, const float *gate, const float *up, int64_t 
  * ggml_compute_forward_soft_max_f32: e_j = ggml_expf(w_j - max), summed in double over
  * float partial sums of 16 cells, times (float)(1 / sum); the probabilities rounded to
  * fp16; out_d = p·v_d. batched: the row is one of >= 2 in the forward call (tinyBLAS).
- * q (D); Kc (n, D) and Vt (D, n64) fp16 values as floats, Vt zero past n (n64 = n rounded
- * up to 64); cell j is visible when its position cpos[cells[j]] <= qp; s (n64), qh (D):
+ * q (D); Kc (n, D) and Vt (D, n64; row stride ldv >= n64) fp16 values as floats, Vt zero
+ * past n (n64 = n rounded up to 64); cell j is visible when its position cpos[cells[j]] <= qp; s (n64), qh (D):
  * scratch. */
-static void attn_row_ggml(float *out, const float *q, const float *Kc, const float *Vt, const int32_t *cells,
-                          const int32_t *cpos, int32_t qp, int64_t n, int64_t n64, int64_t D, float scale, bool batched,
-                          float *s, float *qh)
+static void attn_row_ggml(float *out, const float *q, const float *Kc, const float *Vt, int64_t ldv,
+                          const int32_t *cells, const int32_t *cpos, int32_t qp, int64_t n, int64_t n64, int64_t D,
+                          float scale, bool batched, float *s, float *qh)
 {
     for (int64_t d = 0; d < D; d++) qh[d] = tw_fp16_to_fp32(tw_fp32_to_fp16(q[d]));
     const bool tb_qk = batched && D % 16 == 0, tb_pv = batched && D % 4 == 0;
@@ -664,7 +670,7 @@ static void attn_row_ggml(float *out, const float *q, const float *Kc, const flo
     }
     const float inv = (float)(1.0 / sum);
     for (int64_t j = 0; j < n; j++) s[j] = tw_fp16_to_fp32(tw_fp32_to_fp16(s[j] * inv));
-    dot_ggml_many(out, s, Vt, n64, n64, D, tb_pv, simd);
+    dot_ggml_many(out, s, Vt, ldv, n64, D, tb_pv, simd);
 }
 
 /* ggml's f32 dot products (TW_MATMUL_GGML_FLOAT): lanes as dot_ggml, but the products
@@ -946,10 +952,10 @@ static void store_kv(tw_kv *kv, int32_t l, const int32_t *cells, const float *k,
  * with tw_matmul on f32 operands (exact float, no activation rounding). */
 typedef struct attn_job {
     tw_llama *m;
-    const float *Kc, *Vt;
-    float *S;
+    const float *Kc, *Vt, *q;
+    float *S, *att;
     const int32_t *cells, *cpos, *qpos;
-    int64_t n, ldv, D, H, group, Q;
+    int64_t n, n64, ldk, ldv, D, H, group, Q;
     float scale;
     bool batched;
 } attn_job;
@@ -959,35 +965,26 @@ static void attn_chunk(void *arg, int64_t r, int slot)
     const attn_job *a = arg;
     const int64_t i = r / a->H, h = r % a->H, hk = h / a->group, D = a->D;
     float qh[TW_LLAMA_MAX_HEAD_DIM];
-    attn_row_ggml(a->m->att + i * a->Q + h * D, a->m->q + i * a->Q + h * D, a->Kc + hk * a->n * D,
-                  a->Vt + hk * D * a->ldv, a->cells, a->cpos, a->qpos[i], a->n, a->ldv, D, a->scale, a->batched,
+    attn_row_ggml(a->att + i * a->Q + h * D, a->q + i * a->Q + h * D, a->Kc + hk * a->ldk * D, a->Vt + hk * D * a->ldv,
+                  a->ldv, a->cells, a->cpos, a->qpos[i], a->n, a->n64, D, a->scale, a->batched,
                   a->S + (size_t)slot * (size_t)a->ldv, qh);
 }
 
-static void attention(tw_llama *m, const tw_kv *kv, int32_t l, int32_t seq, const int32_t *qpos, int64_t B)
+/* Gather cells[j0..n) of layer l into Kc / Vt (layout: Kc + (hk * ldk + j) * D, Vt + (hk * D
+ * + d) * ldv + j), f16 widened to f32. */
+static void gather_kv(float *Kc, float *Vt, const tw_kv *kv, int32_t l, const int32_t *cells, int64_t j0, int64_t n,
+                      int64_t ldk, int64_t ldv, int64_t HKV, int64_t D, int nt)
 {
-    const tw_model_config *c = &m->cfg;
-    const int64_t D = c->head_dim, H = c->n_head, HKV = c->n_head_kv, group = H / HKV;
-    const int64_t Q = H * D, KV = HKV * D;
-    int32_t n32;
-    const int32_t *cells = tw_kv_seq_cells(kv, seq, &n32);
-    const int64_t n = n32;
-    const int32_t *cpos = tw_kv_cell_positions(kv);
     const bool f16 = tw_kv_type_of(kv) == TW_KV_F16;
     const tw_kernel_ops *ops = tw_kernels_ops();
-    const int nt = n_threads(m);
-    float *Kc = m->att_k, *Vt = m->att_v, *S = m->att_s, *Qg = m->att_q, *Og = m->att_o;
-    const bool emu = f16 && (m->ggml & TW_LLAMA_GGML_ATTN);
-    const int64_t ldv = emu ? (n + 63) & ~(int64_t)63 : n;   /* row stride of Vt */
-    /* gather: row j of the sequence -> Kc[hk][j][:], Vt[hk][:][j] */
-    const bool par = nt > 1 && (double)n * (double)KV >= 65536.0;
+    const bool par = nt > 1 && (double)(n - j0) * (double)(HKV * D) >= 65536.0;
     #pragma omp parallel for schedule(static) num_threads(nt) if (par)
-    for (int64_t j = 0; j < n; j++) {
+    for (int64_t j = j0; j < n; j++) {
         const unsigned char *kr = tw_kv_k_const(kv, l, cells[j]), *vr = tw_kv_v_const(kv, l, cells[j]);
         const size_t es = f16 ? 2 : 4;
         for (int64_t hk = 0; hk < HKV; hk++) {
             float vb[TW_LLAMA_MAX_HEAD_DIM];
-            float *kd = Kc + (hk * n + j) * D;
+            float *kd = Kc + (hk * ldk + j) * D;
             if (f16) {
                 ops->dequant(TW_TYPE_F16, kd, kr + (size_t)(hk * D) * es, D);
                 ops->dequant(TW_TYPE_F16, vb, vr + (size_t)(hk * D) * es, D);
@@ -999,25 +996,56 @@ static void attention(tw_llama *m, const tw_kv *kv, int32_t l, int32_t seq, cons
             for (int64_t d = 0; d < D; d++) vt[d * ldv] = vb[d];
         }
     }
+}
+
+/* Attention of the B query rows q (B, Q) of sequence seq (positions qpos) into att (B, Q).
+ * batched: the forward call has >= 2 tokens (ggml's kernel choice depends on it).
+ * The emulated path keeps what it gathered (m->att_cells, m->att_n) so that the next run
+ * of the same layer whose sequence shares a prefix of cells (forks of one prompt) only
+ * gathers its own tail; forward_chunk resets m->att_n per layer. */
+static void attention(tw_llama *m, const tw_kv *kv, int32_t l, int32_t seq, const int32_t *qpos, int64_t B,
+                      const float *qrows, float *att, bool batched)
+{
+    const tw_model_config *c = &m->cfg;
+    const int64_t D = c->head_dim, H = c->n_head, HKV = c->n_head_kv, group = H / HKV;
+    const int64_t Q = H * D;
+    int32_t n32;
+    const int32_t *cells = tw_kv_seq_cells(kv, seq, &n32);
+    const int64_t n = n32;
+    const int32_t *cpos = tw_kv_cell_positions(kv);
+    const bool f16 = tw_kv_type_of(kv) == TW_KV_F16;
+    const int nt = n_threads(m);
+    float *Kc = m->att_k, *Vt = m->att_v, *S = m->att_s, *Qg = m->att_q, *Og = m->att_o;
     const float scale = 1.0f / sqrtf((float)D);
-    if (emu) {
+    if (f16 && (m->ggml & TW_LLAMA_GGML_ATTN)) {
+        const int64_t ldk = m->attn_cap, ldv = ((int64_t)m->attn_cap + 63) & ~(int64_t)63;
+        const int64_t n64 = (n + 63) & ~(int64_t)63;
+        int64_t common = 0;
+        while (common < n && common < m->att_n && m->att_cells[common] == cells[common]) common++;
+        gather_kv(Kc, Vt, kv, l, cells, common, n, ldk, ldv, HKV, D, nt);
+        memcpy(m->att_cells + common, cells + common, (size_t)(n - common) * sizeof *cells);
+        m->att_n = (int32_t)n;
         for (int64_t r = 0; r < HKV * D; r++)
-            for (int64_t j = n; j < ldv; j++) Vt[r * ldv + j] = 0.0f;
+            for (int64_t j = n; j < n64; j++) Vt[r * ldv + j] = 0.0f;
         /* one query row (token i, head h) per chunk; a scratch row of S per slot */
-        attn_job aj = {.m = m, .Kc = Kc, .Vt = Vt, .S = S, .cells = cells, .cpos = cpos, .qpos = qpos, .n = n,
-                       .ldv = ldv, .D = D, .H = H, .group = group, .Q = Q, .scale = scale, .batched = B >= 2};
+        attn_job aj = {.m = m, .Kc = Kc, .Vt = Vt, .q = qrows, .S = S, .att = att, .cells = cells, .cpos = cpos,
+                       .qpos = qpos, .n = n, .n64 = n64, .ldk = ldk, .ldv = ldv, .D = D, .H = H, .group = group,
+                       .Q = Q, .scale = scale, .batched = batched};
         int nte = nt;
         if (nte > ATT_ROWS * group) nte = (int)(ATT_ROWS * group);
         if ((double)B * (double)H * (double)n * (double)D < 65536.0) nte = 1;
         tw_parallel_for(B * H, nte, attn_chunk, &aj);
         return;
     }
+    /* plain float: Kc (HKV, n, D), Vt (HKV, D, n), gathered whole (its layout depends on n) */
+    m->att_n = 0;
+    gather_kv(Kc, Vt, kv, l, cells, 0, n, n, n, HKV, D, nt);
     for (int64_t hk = 0; hk < HKV; hk++) {
         for (int64_t i0 = 0; i0 < B; i0 += ATT_ROWS) {
             const int64_t bi = B - i0 < ATT_ROWS ? B - i0 : ATT_ROWS, rows = bi * group;
             for (int64_t i = 0; i < bi; i++)
                 for (int64_t g = 0; g < group; g++)
-                    memcpy(Qg + (i * group + g) * D, m->q + (i0 + i) * Q + (hk * group + g) * D, (size_t)D * sizeof(float));
+                    memcpy(Qg + (i * group + g) * D, qrows + (i0 + i) * Q + (hk * group + g) * D, (size_t)D * sizeof(float));
             tw_matmul(S, Qg, Kc + hk * n * D, TW_TYPE_F32, rows, n, D, nt);
             for (int64_t r = 0; r < rows; r++) {
                 float *sr = S + r * n;
@@ -1028,7 +1056,7 @@ static void attention(tw_llama *m, const tw_kv *kv, int32_t l, int32_t seq, cons
             tw_matmul(Og, S, Vt + hk * D * n, TW_TYPE_F32, rows, D, n, nt);
             for (int64_t i = 0; i < bi; i++)
                 for (int64_t g = 0; g < group; g++)
-                    memcpy(m->att + (i0 + i) * Q + (hk * group + g) * D, Og + (i * group + g) * D, (size_t)D * sizeof(float));
+                    memcpy(att + (i0 + i) * Q + (hk * group + g) * D, Og + (i * group + g) * D, (size_t)D * sizeof(float));
         }
     }
 }
@@ -1045,9 +1073,17 @@ static tw_status ensure_attn(tw_llama *m, const tw_kv *kv, tw_error *err)
     /* Kc (cap, KV), Vt (KV, cap64) (rows padded with zeros to 64 for the ggml order), S */
     size_t total = (size_t)cap * KV + cap64 * KV + rows * cap64 + 2 * rows * D;
     float *p = malloc(total * sizeof *p);
-    if (!p) return tw_error_set(err, TW_ERR_NOMEM, "out of memory for attention scratch (%zu bytes)", total * sizeof *p);
+    int32_t *ac = malloc((size_t)cap * sizeof *ac);
+    if (!p || !ac) {
+        free(p);
+        free(ac);
+        return tw_error_set(err, TW_ERR_NOMEM, "out of memory for attention scratch (%zu bytes)", total * sizeof *p);
+    }
     free(m->attn_buf);
+    free(m->att_cells);
     m->attn_buf = p;
+    m->att_cells = ac;
+    m->att_n = 0;
     m->attn_cap = cap;
     m->att_k = p;
     m->att_v = m->att_k + (size_t)cap * KV;
@@ -1057,15 +1093,26 @@ static tw_status ensure_attn(tw_llama *m, const tw_kv *kv, tw_error *err)
     return TW_OK;
 }
 
-/* One chunk of n <= max_batch tokens at positions m->pos[0..n). */
-static tw_status forward_chunk(tw_llama *m, tw_kv *kv, int32_t seq, const int32_t *tokens, int64_t n,
-                               tw_logits_mode mode, float *logits, tw_error *err)
+/* One chunk of n <= max_batch tokens at positions m->pos[0..n), token i of sequence
+ * m->seqs[i]; the tokens of one sequence are contiguous (a run). */
+static tw_status forward_chunk(tw_llama *m, tw_kv *kv, const int32_t *tokens, int64_t n, tw_logits_mode mode,
+                               float *logits, tw_error *err)
 {
     const tw_model_config *c = &m->cfg;
     const int64_t E = c->n_embd, D = c->head_dim, H = c->n_head, HKV = c->n_head_kv;
     const int64_t Q = H * D, KV = HKV * D, F = c->n_ff, NR = c->n_rot;
-    tw_status st = tw_kv_seq_append(kv, seq, m->pos, (int32_t)n, m->cells, err);
-    if (st) return st;
+    tw_status st = TW_OK;
+    for (int64_t r0 = 0, r1; r0 < n; r0 = r1) {
+        for (r1 = r0 + 1; r1 < n && m->seqs[r1] == m->seqs[r0];) r1++;
+        if ((st = tw_kv_seq_append(kv, m->seqs[r0], m->pos + r0, (int32_t)(r1 - r0), m->cells + r0, err))) {
+            /* all or nothing: drop the runs appended before this one */
+            for (int64_t u0 = 0, u1; u0 < r0; u0 = u1) {
+                for (u1 = u0 + 1; u1 < r0 && m->seqs[u1] == m->seqs[u0];) u1++;
+                tw_kv_seq_drop_last(kv, m->seqs[u0], (int32_t)(u1 - u0));
+            }
+            return st;
+        }
+    }
     const unsigned gg = tw_kv_type_of(kv) == TW_KV_F16 ? m->ggml : 0;
     void (*norm)(float *, const float *, const float *, int64_t, float) =
         gg & TW_LLAMA_GGML_NORM ? rmsnorm_ggml : tw_rmsnorm;
@@ -1109,7 +1156,11 @@ static tw_status forward_chunk(tw_llama *m, tw_kv *kv, int32_t seq, const int32_
         TRACE("Qcur", l, m->q, n, Q);
         TRACE("Kcur", l, m->k, n, KV);
         TRACE("Vcur", l, m->v, n, KV);
-        attention(m, kv, l, seq, m->pos, n);
+        m->att_n = 0;
+        for (int64_t r0 = 0, r1; r0 < n; r0 = r1) {
+            for (r1 = r0 + 1; r1 < n && m->seqs[r1] == m->seqs[r0];) r1++;
+            attention(m, kv, l, m->seqs[r0], m->pos + r0, r1 - r0, m->q + r0 * Q, m->att + r0 * Q, n >= 2);
+        }
         mm(m, m->xn, m->att, &L->wo, n);
         if (m->n_ad) lora(m, l, 3, m->xn, m->att, n);
         TRACE("kqv_out", l, m->att, n, Q);
@@ -1142,21 +1193,28 @@ static tw_status forward_chunk(tw_llama *m, tw_kv *kv, int32_t seq, const int32_
     return TW_OK;
 }
 
-tw_status tw_llama_forward(tw_llama *m, tw_kv *kv, int32_t seq, const int32_t *tokens, const int32_t *pos, int32_t n,
-                           tw_logits_mode mode, float *logits, tw_error *err)
+tw_status tw_llama_forward_multi(tw_llama *m, tw_kv *kv, const int32_t *seqs, const int32_t *tokens, const int32_t *pos,
+                                 int32_t n, tw_logits_mode mode, float *logits, tw_error *err)
 {
     const tw_model_config *c = &m->cfg;
     if (!tw_kv_matches(kv, c))
         return tw_error_set(err, TW_ERR_INVALID, "forward: the KV cache was made for another model shape");
-    if (seq < 0 || seq >= tw_kv_n_seq(kv))
-        return tw_error_set(err, TW_ERR_INVALID, "forward: sequence id %d not in 0..%d", seq, tw_kv_n_seq(kv) - 1);
     if (n < 0) return tw_error_set(err, TW_ERR_INVALID, "forward: negative token count %d", n);
     if (n == 0) {
         if (mode != TW_LOGITS_NONE) return tw_error_set(err, TW_ERR_INVALID, "forward: no tokens, so no logits");
         return TW_OK;
     }
     if (mode != TW_LOGITS_NONE && !logits) return tw_error_set(err, TW_ERR_INVALID, "forward: logits buffer is NULL");
+    const int32_t NS = tw_kv_n_seq(kv);
     for (int32_t i = 0; i < n; i++) {
+        if (seqs[i] < 0 || seqs[i] >= NS)
+            return tw_error_set(err, TW_ERR_INVALID, "forward: token %d: sequence id %d not in 0..%d", i, seqs[i], NS - 1);
+        if (i > 0 && seqs[i] != seqs[i - 1])
+            for (int32_t j = 0; j < i - 1; j++)
+                if (seqs[j] == seqs[i])
+                    return tw_error_set(err, TW_ERR_INVALID,
+                                        "forward: token %d: the tokens of sequence %d must be contiguous (also at %d)", i,
+                                        seqs[i], j);
         if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
             return tw_error_set(err, TW_ERR_INVALID, "forward: token %d: id %d outside the vocabulary of %d", i, tokens[i],
                                 c->n_vocab);
@@ -1170,12 +1228,30 @@ tw_status tw_llama_forward(tw_llama *m, tw_kv *kv, int32_t seq, const int32_t *t
     const int32_t B = m->p.max_batch;
     for (int32_t done = 0; done < n; done += B) {
         int32_t nb = n - done < B ? n - done : B;
-        int32_t next = tw_kv_seq_pos_max(kv, seq) + 1;
-        for (int32_t i = 0; i < nb; i++) m->pos[i] = pos ? pos[done + i] : next + i;
+        for (int32_t i = 0; i < nb; i++) {
+            m->seqs[i] = seqs[done + i];
+            /* default positions continue each sequence; earlier chunks are already stored */
+            if (pos) m->pos[i] = pos[done + i];
+            else m->pos[i] = i > 0 && m->seqs[i] == m->seqs[i - 1] ? m->pos[i - 1] + 1 : tw_kv_seq_pos_max(kv, m->seqs[i]) + 1;
+        }
         bool last = done + nb == n;
         tw_logits_mode cm = mode == TW_LOGITS_ALL ? TW_LOGITS_ALL : (last ? mode : TW_LOGITS_NONE);
         float *lo = mode == TW_LOGITS_ALL ? logits + (size_t)done * (size_t)c->n_vocab : logits;
-        if ((st = forward_chunk(m, kv, seq, tokens + done, nb, cm, lo, err))) return st;
+        if ((st = forward_chunk(m, kv, tokens + done, nb, cm, lo, err))) return st;
     }
     return TW_OK;
+}
+
+tw_status tw_llama_forward(tw_llama *m, tw_kv *kv, int32_t seq, const int32_t *tokens, const int32_t *pos, int32_t n,
+                           tw_logits_mode mode, float *logits, tw_error *err)
+{
+    if (seq < 0 || seq >= tw_kv_n_seq(kv))
+        return tw_error_set(err, TW_ERR_INVALID, "forward: sequence id %d not in 0..%d", seq, tw_kv_n_seq(kv) - 1);
+    if (n <= 1) return tw_llama_forward_multi(m, kv, &seq, tokens, pos, n, mode, logits, err);
+    int32_t *seqs = malloc((size_t)n * sizeof *seqs);
+    if (!seqs) return tw_error_set(err, TW_ERR_NOMEM, "out of memory");
+    for (int32_t i = 0; i < n; i++) seqs[i] = seq;
+    tw_status st = tw_llama_forward_multi(m, kv, seqs, tokens, pos, n, mode, logits, err);
+    free(seqs);
+    return st;
 }

@@ -21,7 +21,7 @@
  * config. Tied or untied output.
  *
  * Deliberately not here: the matmul kernels (kernels.h), tokenization (tokenizer.h), chat
- * templates (chat.h), batches mixing sequences, YaRN scaling (rejected at load), LoRA. */
+ * templates (chat.h), YaRN scaling (rejected at load), LoRA. */
 #ifndef TW_MODEL_LLAMA_H
 #define TW_MODEL_LLAMA_H
 
@@ -137,12 +137,26 @@ typedef enum tw_logits_mode {
 tw_status tw_llama_forward(tw_llama *m, tw_kv *kv, int32_t seq, const int32_t *tokens, const int32_t *pos, int32_t n,
                            tw_logits_mode mode, float *logits, tw_error *err);
 
+/* The same for a batch of tokens of several sequences (llama.cpp's multi-sequence
+ * batch): token i goes to sequence seqs[i] and attends to that sequence's cells at
+ * positions <= pos[i] (earlier tokens of its run included). The tokens of one sequence
+ * must be contiguous in the batch (a run; TW_ERR_INVALID otherwise). pos NULL: each
+ * sequence continues from its tw_kv_seq_pos_max + 1. The projections run batched over
+ * all n tokens, attention per run; with an F16 cache, runs whose sequences share their
+ * first cells (forks of one prompt) read the shared keys and values once per layer.
+ * Logits and errors as tw_llama_forward (which is this with every seqs[i] = seq). */
+tw_status tw_llama_forward_multi(tw_llama *m, tw_kv *kv, const int32_t *seqs, const int32_t *tokens, const int32_t *pos,
+                                 int32_t n, tw_logits_mode mode, float *logits, tw_error *err);
+
 /* ---- scoring ------------------------------------------------------------------------ */
 
 /* logprobs[c] = sum over the tokens t_j of choice c of log p(t_j | prompt, t_<j), the
  * natural-log softmax of the model's logits (double precision). The prompt is appended
  * to sequence seq (which may already hold a prefix: positions continue) and stays there;
- * each choice is evaluated in sequence tmp_seq, forked from seq and cleared afterwards.
+ * the choices are evaluated in scratch sequences: every id from tmp_seq to the cache's
+ * n_seq - 1 except seq, each a fork of seq cleared afterwards, as many choices per
+ * multi-sequence forward (tw_llama_forward_multi, up to 256 tokens) as there are
+ * scratch sequences — so a cache with more sequences scores many labels at once.
  * n_prompt must be >= 1 (the first choice token is predicted from the prompt's last
  * logits). A choice of length 0 scores 0.
  * per_token (may be NULL): choice c's j-th log-prob goes to per_token[c][j]. */
