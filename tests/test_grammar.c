@@ -286,6 +286,9 @@ Test(grammar, optional_required_and_free_keys)
     cr_expect(!viable(g, "{\"b\":1,\"a\""), "a declared key after its turn");
     cr_expect(!viable(g, "{\"b\":1,\"q\":\"x\",\"ab\""), "declared keys before free ones");
     cr_expect(!viable(g, "{\"b\":1,\"\\u0061"), "escapes in free keys could spell a declared key");
+    cr_expect(!viable(g, "{\"b\":1,\"zz\":\"x\",\"zz\""), "a free key used twice");
+    cr_expect(viable(g, "{\"b\":1,\"zz\":\"x\",\"zzz\""), "a free key extending a used one");
+    cr_expect(!viable(g, "{\"b\":1,\"zz\":\"x\",\"\\u007a"), "escapes in free keys could repeat a used key");
     cr_expect(!accepts(g, "{\"b\":1,\"zz\":2}"), "free values follow additionalProperties");
     tw_grammar_free(g);
 
@@ -309,6 +312,28 @@ Test(grammar, optional_required_and_free_keys)
     cr_expect(!accepts(sn, "{\"intent\":\"PlayMusic\"}"));
     cr_expect(!accepts(sn, "{\"intent\":\"PlayMusic\",\"slots\":{\"a\":1}}"));
     cr_expect(!accepts(sn, "{\"intent\":\"PlayMusic\",\"slots\":{\"a\":[1]}}"));
+    /* a slot name once per object (the 135M model repeated one until the token budget ran out) */
+    cr_expect(!accepts(sn, "{\"intent\":\"PlayMusic\",\"slots\":{\"artist\":\"a\",\"artist\":\"b\"}}"));
+    cr_expect(!viable(sn, "{\"intent\":\"PlayMusic\",\"slots\":{\"artist\":\"a\", \"artist\""));
+    cr_expect(accepts(sn, "{\"intent\":\"PlayMusic\",\"slots\":{\"artist\":\"a\",\"artist_2\":\"b\"}}"));
+    tw_grammar_free(sn);
+    /* keys are per object: nested objects have their own, and an inner object's keys are
+     * forgotten when it closes */
+    sn = schema_grammar("{\"type\":\"object\",\"additionalProperties\":true}", -1);
+    cr_expect(accepts(sn, "{\"a\":{\"a\":1,\"b\":{\"a\":2}},\"b\":[{\"a\":1},{\"a\":2}]}"));
+    cr_expect(!accepts(sn, "{\"a\":{\"b\":1},\"a\":2}"));
+    cr_expect(!accepts(sn, "{\"a\":{\"b\":1,\"b\":1}}"));
+    cr_expect(accepts(sn, "{\"a\":{\"b\":1},\"b\":2}"));
+    {   /* more free keys than the state remembers: the object can still be closed */
+        char big[2048];
+        size_t o = 0;
+        big[o++] = '{';
+        for (int i = 0; i < TW_GRAMMAR_MAX_KEYS; i++) o += (size_t)snprintf(big + o, sizeof big - o, "%s\"k%d\":1", i ? "," : "", i);
+        snprintf(big + o, sizeof big - o, "}");
+        cr_expect(accepts(sn, big), "%d distinct keys", TW_GRAMMAR_MAX_KEYS);
+        big[o] = 0;
+        cr_expect(!viable(sn, strcat(big, ",")), "no room for key %d: only '}' may follow", TW_GRAMMAR_MAX_KEYS + 1);
+    }
     tw_grammar_free(sn);
     json_decref(s);
 }

@@ -491,6 +491,7 @@ enum { NF_INT = 1 };
 void tw_gstate_init(tw_gstate *s, const tw_grammar *g)
 {
     s->depth = 1;
+    s->n_keys = 0;
     s->f[0] = (tw_gframe){.node = (uint16_t)g->root, .kind = K_ROOT, .phase = R_START};
 }
 
@@ -653,9 +654,10 @@ static void key_domain(const tw_grammar *g, const gnode *n, uint32_t next, int32
     *free_ok = n->addl >= 0 && r >= n->nprop;
 }
 
-static bool key_available(const tw_grammar *g, const gnode *n, uint32_t next)
+/* room: a free key can still be remembered (tw_gstate.keys) */
+static bool key_available(const tw_grammar *g, const gnode *n, uint32_t next, bool room)
 {
-    return (int32_t)next < n->nprop || (n->addl >= 0 && first_req(g, n, next) >= n->nprop);
+    return (int32_t)next < n->nprop || (room && n->addl >= 0 && first_req(g, n, next) >= n->nprop);
 }
 
 static bool lit_complete(const tw_grammar *g, const tw_gframe *f) { return g->lits[f->cand].len == f->pos; }
@@ -680,6 +682,8 @@ static bool frame_final(const tw_grammar *g, const tw_gframe *f)
 /* The top frame's value is finished: pop it and move its parent on. */
 static void pop(tw_gstate *s)
 {
+    if (s->f[s->depth - 1].kind == K_OBJ)   /* its free keys are the tail of the list */
+        while (s->n_keys > 0 && s->keys[s->n_keys - 1].depth >= s->depth) s->n_keys--;
     s->depth--;
     tw_gframe *p = &s->f[s->depth - 1];
     p->ws = 0;
@@ -698,12 +702,14 @@ static bool obj_byte(const tw_grammar *g, tw_gstate *s, tw_gframe *f, unsigned c
     case O_NEED_KEY:
         if (take_ws(g, f, c)) return true;
         if (c == '"' && f->phase != O_AFTER) {
-            if (!key_available(g, n, f->n)) return false;
+            if (!key_available(g, n, f->n, s->n_keys < TW_GRAMMAR_MAX_KEYS)) return false;
             int32_t lo, hi;
             bool fr;
             key_domain(g, n, f->n, &lo, &hi, &fr);
+            if (s->n_keys >= TW_GRAMMAR_MAX_KEYS) fr = false;   /* no room to remember one more */
             f->phase = O_KEY;
             f->ws = f->esc = f->utf = 0;
+            f->h = 14695981039346656037ull;
             f->flags = fr ? KF_FREE : 0;
             f->cand = fr ? (n->nprop ? 0 : -1) : lo;
             f->pos = 0;
@@ -715,7 +721,7 @@ static bool obj_byte(const tw_grammar *g, tw_gstate *s, tw_gframe *f, unsigned c
             return true;
         }
         if (c == ',' && f->phase == O_AFTER) {
-            if (!key_available(g, n, f->n)) return false;
+            if (!key_available(g, n, f->n, s->n_keys < TW_GRAMMAR_MAX_KEYS)) return false;
             f->phase = O_NEED_KEY;
             f->ws = 0;
             return true;
@@ -727,10 +733,11 @@ static bool obj_byte(const tw_grammar *g, tw_gstate *s, tw_gframe *f, unsigned c
         bool dummy;
         key_domain(g, n, f->n, &lo, &hi, &dummy);
         int32_t dhi = fr ? n->nprop - 1 : hi;   /* cand is searched in [0 or lo, dhi] */
-        if (fr && n->nprop && c == '\\' && f->esc == 0 && !(f->utf & 3))
-            return false;   /* an escape could spell a declared key another way */
+        if (fr && c == '\\' && f->esc == 0 && !(f->utf & 3))
+            return false;   /* an escape could spell a declared or a used key another way */
         int r = str_byte(f, c);
         if (r == S_REJECT) return false;
+        if (fr && r != S_QUOTE) f->h = (f->h ^ c) * 1099511628211ull;
         if (r == S_QUOTE) {
             int32_t exact = -1;
             if (f->cand >= 0) {
@@ -746,6 +753,10 @@ static bool obj_byte(const tw_grammar *g, tw_gstate *s, tw_gframe *f, unsigned c
                 f->n = (uint32_t)exact + 1;
             } else {
                 if (!fr) return false;
+                for (int32_t k = s->n_keys - 1; k >= 0 && s->keys[k].depth == s->depth; k--)
+                    if (s->keys[k].hash == f->h) return false;   /* this object has that key already */
+                s->keys[s->n_keys].hash = f->h;
+                s->keys[s->n_keys++].depth = s->depth;
                 f->cand = -1;
                 f->n = (uint32_t)n->nprop;   /* free keys come after the declared ones */
             }

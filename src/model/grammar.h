@@ -71,19 +71,30 @@ typedef struct tw_gframe {
     uint32_t pos;     /* object key / literal: bytes matched; number: digits of this part */
     uint32_t n;       /* string: code points; array: items; object: next property;
                          literal: end of the candidate range */
+    uint64_t h;       /* object: hash of the free key being read (FNV-1a of its bytes) */
 } tw_gframe;
+
+/* Free keys (additionalProperties) held at once by the open objects of a state: an
+ * object may not repeat one (RFC 8259 section 4 says names SHOULD be unique; jansson and
+ * most parsers keep only the last); with this many live, no further free key starts. */
+#define TW_GRAMMAR_MAX_KEYS 64
 
 /* A plain value: copy it with tw_gstate_copy (copies only the live frames). */
 typedef struct tw_gstate {
     int32_t depth;    /* live frames, >= 1 (the root) */
+    int32_t n_keys;   /* live entries of keys */
     tw_gframe f[TW_GRAMMAR_MAX_DEPTH];
+    struct { uint64_t hash; int32_t depth; } keys[TW_GRAMMAR_MAX_KEYS];   /* free keys used, by
+                         the depth of their object frame; in stack order */
 } tw_gstate;
 
 void tw_gstate_init(tw_gstate *s, const tw_grammar *g);
 static inline void tw_gstate_copy(tw_gstate *dst, const tw_gstate *src)
 {
     dst->depth = src->depth;
+    dst->n_keys = src->n_keys;
     for (int32_t i = 0; i < src->depth; i++) dst->f[i] = src->f[i];
+    for (int32_t i = 0; i < src->n_keys; i++) dst->keys[i] = src->keys[i];
 }
 /* Advance by one byte. false: the byte cannot follow (s is then unspecified: feed a
  * copy when probing). */
