@@ -350,3 +350,60 @@ Test(trainer, early_stopping_keeps_best)
     tw_task_free(&t);
     rm_rf(dir);
 }
+
+/* Training subsets (--train-max): sizes, label shares, seeding, nesting. */
+Test(trainer, train_subset_is_stratified_and_seeded)
+{
+    tw_dataset ds = {0};
+    tw_error err;
+    char id[32], in[32];
+    for (int i = 0; i < 100; i++) {   /* labels a:60 b:30 c:10, interleaved */
+        snprintf(id, sizeof id, "r%d", i);
+        snprintf(in, sizeof in, "text %d", i);
+        tw_example e = {.id = id, .input = in, .output = (char *)(i % 10 < 6 ? "a" : i % 10 < 9 ? "b" : "c")};
+        cr_assert_eq(tw_dataset_push(&ds, &e, &err), TW_OK);
+    }
+    size_t sizes[] = {3, 10, 25, 50};
+    char *prev[100] = {0};
+    size_t n_prev = 0;
+    for (size_t s = 0; s < 4; s++) {
+        tw_dataset d = {0};
+        for (size_t i = 0; i < ds.n; i++) cr_assert_eq(tw_dataset_push(&d, &ds.rows[i], &err), TW_OK);
+        cr_assert_eq(tw_train_subset(&d, sizes[s], true, 7, &err), TW_OK, "%s", err.msg);
+        cr_expect_eq(d.n, sizes[s]);
+        size_t na = 0, nb = 0, nc = 0;
+        int last = -1;
+        for (size_t i = 0; i < d.n; i++) {
+            na += d.rows[i].output[0] == 'a', nb += d.rows[i].output[0] == 'b', nc += d.rows[i].output[0] == 'c';
+            int k = atoi(d.rows[i].id + 1);
+            cr_expect_gt(k, last, "file order kept");
+            last = k;
+        }
+        /* floor shares, at least one per label, remainders to the largest fractions */
+        size_t want[4][3] = {{1, 1, 1}, {6, 3, 1}, {15, 8, 2}, {30, 15, 5}};
+        cr_expect(na == want[s][0] && nb == want[s][1] && nc == want[s][2], "size %zu: a %zu b %zu c %zu", sizes[s], na, nb, nc);
+        /* a larger subset with the same seed keeps the rows of the smaller one */
+        size_t kept = 0;
+        for (size_t j = 0; j < n_prev; j++)
+            for (size_t i = 0; i < d.n; i++) kept += strcmp(prev[j], d.rows[i].id) == 0;
+        if (s >= 1) cr_expect_eq(kept, n_prev, "size %zu keeps the %zu rows of the previous size", sizes[s], n_prev);
+        for (size_t j = 0; j < n_prev; j++) free(prev[j]);
+        for (size_t i = 0; i < d.n; i++) prev[i] = strdup(d.rows[i].id);
+        n_prev = d.n;
+        tw_dataset_free(&d);
+    }
+    for (size_t j = 0; j < n_prev; j++) free(prev[j]);
+    /* another seed draws other rows; keep >= n changes nothing */
+    tw_dataset d1 = {0}, d2 = {0};
+    for (size_t i = 0; i < ds.n; i++) tw_dataset_push(&d1, &ds.rows[i], &err), tw_dataset_push(&d2, &ds.rows[i], &err);
+    cr_assert_eq(tw_train_subset(&d1, 10, true, 7, &err), TW_OK);
+    cr_assert_eq(tw_train_subset(&d2, 10, true, 8, &err), TW_OK);
+    int same = 0;
+    for (size_t i = 0; i < 10; i++) same += strcmp(d1.rows[i].id, d2.rows[i].id) == 0;
+    cr_expect_lt(same, 10, "seeds 7 and 8 drew the same rows");
+    cr_assert_eq(tw_train_subset(&ds, 100, true, 7, &err), TW_OK);
+    cr_expect_eq(ds.n, 100);
+    tw_dataset_free(&d1);
+    tw_dataset_free(&d2);
+    tw_dataset_free(&ds);
+}

@@ -179,6 +179,80 @@ static tw_status render_example(tctx *c, const tw_example *ex, const char *outpu
     return st;
 }
 
+typedef struct { size_t row; uint64_t key; } sub_row;
+static int sub_cmp(const void *a, const void *b)
+{
+    const sub_row *x = a, *y = b;
+    return x->key < y->key ? -1 : x->key > y->key;
+}
+static int size_cmp(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+tw_status tw_train_subset(tw_dataset *ds, size_t keep, bool stratify, uint64_t seed, tw_error *err)
+{
+    const size_t n = ds->n;
+    if (n <= keep) return TW_OK;
+    sub_row *r = malloc(n * sizeof *r);
+    size_t *pick = malloc(n * sizeof *pick), *lab = calloc(n, sizeof *lab);
+    size_t *cnt = calloc(n + 1, sizeof *cnt), *quota = calloc(n + 1, sizeof *quota), *taken = calloc(n + 1, sizeof *taken);
+    tw_dataset out = {0};
+    tw_status st = r && pick && lab && cnt && quota && taken ? TW_OK : tw_error_set(err, TW_ERR_NOMEM, "out of memory");
+    size_t n_lab = 0, n_pick = 0;
+    for (size_t i = 0; !st && i < n; i++) {   /* label ids in order of first appearance */
+        const tw_example *e = &ds->rows[i];
+        const char *o = stratify && e->output ? e->output : "";
+        size_t l = 0;
+        for (; l < n_lab; l++) {
+            const tw_example *f = &ds->rows[lab[l]];
+            const char *q = stratify && f->output ? f->output : "";
+            if (strcmp(o, q) == 0) break;
+        }
+        if (l == n_lab) lab[n_lab++] = i;
+        r[i].row = i;
+        r[i].key = tw_hash_mix(seed ^ 0x73756273ULL ^ tw_hash_mix((uint64_t)l << 32 ^ i));
+        cnt[l]++;
+        pick[i] = l;   /* the row's label id (pick holds labels until the rows are chosen) */
+    }
+    if (!st) {
+        size_t sum = 0;
+        for (size_t l = 0; l < n_lab; l++) {
+            quota[l] = keep * cnt[l] / n;
+            if (quota[l] == 0 && cnt[l] > 0) quota[l] = 1;
+            sum += quota[l];
+        }
+        while (sum < keep) {   /* largest remainder first (ties: the label seen first) */
+            size_t best = n_lab;
+            double bf = -1.0;
+            for (size_t l = 0; l < n_lab; l++) {
+                double f = (double)keep * (double)cnt[l] / (double)n - (double)quota[l];
+                if (quota[l] < cnt[l] && f > bf) best = l, bf = f;
+            }
+            if (best == n_lab) break;
+            quota[best]++, sum++;
+        }
+        qsort(r, n, sizeof *r, sub_cmp);   /* seeded random order */
+        for (size_t i = 0; i < n && n_pick < keep; i++) {
+            size_t l = pick[r[i].row];
+            if (taken[l] < quota[l]) taken[l]++, lab[n_pick++] = r[i].row;   /* lab now: the kept rows */
+        }
+        qsort(lab, n_pick, sizeof *lab, size_cmp);
+        for (size_t i = 0; !st && i < n_pick; i++) st = tw_dataset_push(&out, &ds->rows[lab[i]], err);
+    }
+    if (!st) {
+        char *path = ds->path ? strdup(ds->path) : NULL;
+        tw_dataset_free(ds);
+        *ds = out;
+        ds->path = path;
+    } else {
+        tw_dataset_free(&out);
+    }
+    free(r), free(pick), free(lab), free(cnt), free(quota), free(taken);
+    return st;
+}
+
 static tw_status build_train(tctx *c, const tw_dataset *ds, tex **out, size_t *n_out, tw_error *err)
 {
     *out = calloc(ds->n ? ds->n : 1, sizeof **out);
@@ -458,7 +532,7 @@ static json_t *config_json(const tw_train_params *p, const char *model_sha, cons
         }
     static const char *const sched[] = {"constant", "linear", "cosine"};
     return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:i, s:f, s:f, s:i, s:i, s:I, s:i, s:i, s:f, s:f, s:s, s:f, s:f, "
-                     "s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:i}",
+                     "s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:i, s:I}",
                      "model_sha256", model_sha, "train_data_sha256", data_sha, "dev_data_sha256", dev_sha, "task", t->name ? t->name : "",
                      "chat_template", p->chat_template, "targets", tg, "rank", (int)p->lm.rank, "alpha",
                      (double)p->lm.alpha, "dropout", (double)p->lm.dropout, "max_len", (int)p->max_len, "epochs",
@@ -468,7 +542,7 @@ static json_t *config_json(const tw_train_params *p, const char *model_sha, cons
                      (double)p->adamw.weight_decay, "beta1", (double)p->adamw.beta1, "beta2", (double)p->adamw.beta2,
                      "eps", (double)p->adamw.eps, "clip", (double)p->clip, "seed", (json_int_t)p->seed, "eval_every",
                      (json_int_t)p->eval_every, "save_every", (json_int_t)p->save_every, "dev_max",
-                     (json_int_t)p->dev_max, "patience", (int)p->patience);
+                     (json_int_t)p->dev_max, "patience", (int)p->patience, "train_max", (json_int_t)p->train_max);
 }
 
 static tw_status write_outputs(trun *r, const char *dir, const float *best, json_t *info, tw_error *err)
@@ -551,6 +625,9 @@ tw_status tw_train(const tw_task *task, const tw_train_params *pin, const char *
     /* data and model */
     if ((st = tw_split_task(task, sp, NULL, err))) goto done;
     if (sp[TW_SPLIT_TRAIN].n == 0) { st = tw_error_set(err, TW_ERR_INVALID, "%s: no training rows", task->path); goto done; }
+    if (p->train_max > 0 && sp[TW_SPLIT_TRAIN].n > p->train_max &&
+        (st = tw_train_subset(&sp[TW_SPLIT_TRAIN], p->train_max, task->type == TW_TASK_CLASSIFY, p->seed, err)))
+        goto done;
     tw_local_params lp = tw_local_default_params();
     lp.model = p->model;
     lp.chat_template = p->chat_template;

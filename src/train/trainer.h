@@ -74,6 +74,11 @@ typedef struct tw_train_params {
     int64_t eval_every;        /* dev evaluation every N steps (and at each epoch end); 0: epoch ends only */
     int64_t save_every;        /* checkpoint every N steps (and at epoch ends); default 10 */
     size_t dev_max;            /* dev examples evaluated (a seeded subset); 0: all; default 200 */
+    size_t train_max;          /* 0: the whole train split; else a seeded subset of that many rows,
+                                  stratified by label for classify (each label's share
+                                  proportional, at least 1 row per label while rows allow;
+                                  a larger train_max with the same seed mostly extends a
+                                  smaller one: learning curves); default 0 */
     int32_t patience;          /* stop after this many evaluations without improvement; 0: never */
     bool resume;               /* continue out_dir's checkpoint (none: start) */
     void (*on_event)(void *ud, const tw_train_event *ev);   /* optional */
@@ -99,5 +104,11 @@ typedef struct tw_train_result {
  * configuration is one too. res may be NULL. */
 tw_status tw_train(const tw_task *task, const tw_train_params *p, const char *out_dir, tw_train_result *res,
                    tw_error *err);
+
+/* Keep `keep` rows of ds in place (tw_train_params.train_max; ds->n <= keep: unchanged):
+ * the rows in a seeded random order; with stratify (by output), each label takes
+ * floor(keep * n_label / n) rows but at least 1, the rows left over going to the labels
+ * with the largest remainders; the kept rows stay in file order. */
+tw_status tw_train_subset(tw_dataset *ds, size_t keep, bool stratify, uint64_t seed, tw_error *err);
 
 #endif /* TW_TRAIN_TRAINER_H */
