@@ -82,6 +82,7 @@ extern const cli_cmd cmd_serve;
 extern const cli_cmd cmd_tune;
 extern const cli_cmd cmd_lora_merge;
 extern const cli_cmd cmd_verdict;
+extern const cli_cmd cmd_decide;
 extern const cli_cmd cmd_report;
 extern const cli_cmd cmd_gate;
 extern const cli_cmd cmd_history;

@@ -13,7 +13,7 @@
 #endif
 
 static const cli_cmd *const COMMANDS[] = {
-    &cmd_audit, &cmd_classic_train, &cmd_classic_eval, &cmd_eval, &cmd_prompt, &cmd_tune, &cmd_lora_merge, &cmd_verdict, &cmd_score, &cmd_split, &cmd_validate, &cmd_convert,
+    &cmd_audit, &cmd_classic_train, &cmd_classic_eval, &cmd_eval, &cmd_prompt, &cmd_tune, &cmd_lora_merge, &cmd_verdict, &cmd_decide, &cmd_score, &cmd_split, &cmd_validate, &cmd_convert,
     &cmd_model_info, &cmd_model_init,
     &cmd_tokenize,
     &cmd_run, &cmd_bench, &cmd_serve, &cmd_report, &cmd_gate, &cmd_history, &cmd_review_export, &cmd_review_import,
