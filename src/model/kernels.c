@@ -883,12 +883,10 @@ static void chunk_ggml(void *arg, int64_t c, int slot)
         const int nr = j->B - b0 < 4 ? (int)(j->B - b0) : 4;
         const tw_block_q8a *y[4];
         for (int k = 0; k < nr; k++) y[k] = (const tw_block_q8a *)((const uint8_t *)j->xa + (size_t)(b0 + k) * j->xa_row);
-        /* two weight rows at a time when there are fewer than three activation rows
-         * (decode): two independent FMA chains */
-        const int nw_max = nr <= 2 ? 2 : 1;
+        /* up to four weight rows per call (the kernels tile them: see dot_ggml) */
         for (int64_t r = r0; r < r1;) {
-            const int nw = r1 - r >= nw_max ? nw_max : 1;
-            float o[8];
+            const int nw = r1 - r >= 4 ? 4 : r1 - r >= 2 ? 2 : 1;
+            float o[16];
             j->ops->dot_ggml(j->type, o, j->W + (size_t)r * j->rb, j->rb, nw, y, nr, nb);
             for (int i = 0; i < nw; i++)
                 for (int k = 0; k < nr; k++) j->out[(b0 + k) * j->R + r + i] = o[i * nr + k];

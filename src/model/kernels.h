@@ -223,7 +223,7 @@ typedef struct tw_kernel_ops {
     void (*swiglu)(float *out, const float *gate, const float *up, int64_t n);
     void (*add)(float *out, const float *a, const float *b, int64_t n);
     /* llama.cpp's float order for Q4_1 / Q8_0 weights (tw_matmul_ggml_order): out[i * nr + k]
-     * = the dot of weight row i (i < nw <= 2, rows rb bytes apart from w, nb blocks each)
+     * = the dot of weight row i (i < nw <= 4, rows rb bytes apart from w, nb blocks each)
      * with activation row y[k] (ggml's q8 blocks), k < nr <= 4: per block eight int32
      * lanes of four products, acc_lane = fma(d_w d_x, lane, acc_lane); Q4_1 adds summs =
      * fma(m_w, s_x, summs); then ((a4+a0)+(a6+a2))+((a5+a1)+(a7+a3)) (+ summs). Every path

@@ -786,10 +786,12 @@ TW_AVX2 static void dot_ggml_avx2(tw_type t, float *out, const void *wv, size_t 
                                   const tw_block_q8a *const *y, int nr, int64_t nb)
 {
     const uint8_t *w = wv;
-    if (nw == 2 && nr == 1) dot_ggml_tile(t, out, w, rb, y, 2, 1, nb);
-    else if (nw == 2 && nr == 2) dot_ggml_tile(t, out, w, rb, y, 2, 2, nb);
-    else if (nw == 1 && nr == 4) dot_ggml_tile(t, out, w, rb, y, 1, 4, nb);
-    else
+    if (nr <= 2 && nw % 2 == 0) {   /* pairs of weight rows: two independent FMA chains */
+        for (int i = 0; i < nw; i += 2) {
+            if (nr == 1) dot_ggml_tile(t, out + i, w + (size_t)i * rb, rb, y, 2, 1, nb);
+            else dot_ggml_tile(t, out + i * 2, w + (size_t)i * rb, rb, y, 2, 2, nb);
+        }
+    } else
         for (int i = 0; i < nw; i++)
             switch (nr) {
             case 1: dot_ggml_tile(t, out + i * nr, w + (size_t)i * rb, rb, y, 1, 1, nb); break;
