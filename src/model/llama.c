@@ -405,6 +405,24 @@ static int n_threads(const tw_llama *m) { return m->p.n_threads > 0 ? m->p.n_thr
  * diagnostics (tw_llama_set_ggml_numerics). With an F32 cache the exact float path above
  * runs unchanged. The weight matmuls are tw_matmul's (kernels.c) either way. */
 
+/* 2^k as a float, k in [-126, 127] */
+static inline float pow2f(int k)
+{
+    union { uint32_t u; float f; } v = {.u = (uint32_t)(k + 127) << 23};
+    return v.f;
+}
+
+/* ldexpf(j, n) for 0.7 < j < 1.5 and |n| <= 192, without the libm call: a product by an
+ * exact power of two is correctly rounded, as ldexpf is; outside the normal exponents the
+ * exact half of the scaling goes first, so only the last product rounds (subnormal
+ * results) or overflows (to inf, as ldexpf). */
+static inline float scale2(float j, int n)
+{
+    if (n > 127) return (j * 0x1p127f) * pow2f(n - 127);
+    if (n < -126) return (j * pow2f(n + 126)) * 0x1p-126f;
+    return j * pow2f(n);
+}
+
 /* ggml's vectorized exp (vec.h ggml_v_expf, AVX-512 flavour, after ARM's optimized-routines
  * expf) one lane at a time: n = round(x / ln 2) by the 1.5 * 2^23 shift trick, b = x - n ln 2
  * in two fused steps, a degree-5 polynomial in b, scaled by 2^n; |n| > 192 saturates to 0
@@ -420,7 +438,7 @@ static int n_threads(const tw_llama *m) { return m->p.n_threads > 0 ? m->p.n_thr
         const float u = b * b;                                                                  \
         const float j = FMA(FMA(FMA(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, FMA(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), \
                             u, FMA(0x1.ffffecp-1f, b, 1.0f));                                   \
-        return ldexpf(j, (int)n); /* = _mm512_scalef_ps(j, n): n is integral here */           \
+        return scale2(j, (int)n); /* = _mm512_scalef_ps(j, n): n is integral here */            \
     }
 /* Two copies: libm's fmaf, and the FMA instruction where the CPU has it (same results;
  * the instruction is ~20x faster than the call). */
@@ -645,17 +663,41 @@ static void swiglu_ggml(float *out, const float *gate, const float *up, int64_t 
  * q (D); Kc (n, D) and Vt (D, n64; row stride ldv >= n64) fp16 values as floats, Vt zero
  * past n (n64 = n rounded up to 64); cell j is visible when its position cpos[cells[j]] <= qp; s (n64), qh (D):
  * scratch. */
+/* x[i] = fp16(x[i] * mul) as a float, for n elements (mul = 1: the rounding alone); the
+ * F16C conversion rounds to nearest even, as tw_fp32_to_fp16 does. */
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx,f16c"))) static void fp16_round_f16c(float *x, float mul, int64_t n)
+{
+    const __m256 m = _mm256_set1_ps(mul);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(_mm256_loadu_ps(x + i), m), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++) x[i] = tw_fp16_to_fp32(tw_fp32_to_fp16(x[i] * mul));
+}
+#endif
+static void fp16_round(float *x, float mul, int64_t n, bool simd)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (simd && tw_cpu_features()->f16c) {
+        fp16_round_f16c(x, mul, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) x[i] = tw_fp16_to_fp32(tw_fp32_to_fp16(x[i] * mul));
+}
+
 static void attn_row_ggml(float *out, const float *q, const float *Kc, const float *Vt, int64_t ldv,
                           const int32_t *cells, const int32_t *cpos, int32_t qp, int64_t n, int64_t n64, int64_t D,
                           float scale, bool batched, float *s, float *qh)
 {
-    for (int64_t d = 0; d < D; d++) qh[d] = tw_fp16_to_fp32(tw_fp32_to_fp16(q[d]));
+    const bool simd = tw_kernels_simd();
+    memcpy(qh, q, (size_t)D * sizeof *qh);
+    fp16_round(qh, 1.0f, D, simd);
     const bool tb_qk = batched && D % 16 == 0, tb_pv = batched && D % 4 == 0;
     float mx = -INFINITY;
     int64_t last = -1;   /* the products are needed up to the last visible cell */
     for (int64_t j = 0; j < n; j++)
         if (cpos[cells[j]] <= qp) last = j;
-    const bool simd = tw_kernels_simd();
     dot_ggml_many(s, qh, Kc, D, D, last + 1, tb_qk, simd);
     for (int64_t j = 0; j < n; j++) {
         s[j] = j > last || cpos[cells[j]] > qp ? -INFINITY : s[j] * scale;
@@ -669,7 +711,7 @@ static void attn_row_ggml(float *out, const float *q, const float *Kc, const flo
         sum += (double)reduce16(e);
     }
     const float inv = (float)(1.0 / sum);
-    for (int64_t j = 0; j < n; j++) s[j] = tw_fp16_to_fp32(tw_fp32_to_fp16(s[j] * inv));
+    fp16_round(s, inv, n, simd);
     dot_ggml_many(out, s, Vt, ldv, n64, D, tb_pv, simd);
 }
 
