@@ -1013,20 +1013,29 @@ static void attn_chunk(void *arg, int64_t r, int slot)
 }
 
 /* Gather cells[j0..n) of layer l into Kc / Vt (layout: Kc + (hk * ldk + j) * D, Vt + (hk * D
- * + d) * ldv + j), f16 widened to f32. */
-static void gather_kv(float *Kc, float *Vt, const tw_kv *kv, int32_t l, const int32_t *cells, int64_t j0, int64_t n,
-                      int64_t ldk, int64_t ldv, int64_t HKV, int64_t D, int nt)
+ * + d) * ldv + j), f16 widened to f32. On the kernels' thread pool (tw_parallel_for), not
+ * OpenMP: two pools on two cores would spin against each other. */
+typedef struct gather_job {
+    float *Kc, *Vt;
+    const tw_kv *kv;
+    const int32_t *cells;
+    int64_t j0, n, ldk, ldv, HKV, D, per;
+    int32_t l;
+} gather_job;
+
+static void gather_chunk(void *arg, int64_t c, int slot)
 {
-    const bool f16 = tw_kv_type_of(kv) == TW_KV_F16;
+    (void)slot;
+    const gather_job *g = arg;
+    const bool f16 = tw_kv_type_of(g->kv) == TW_KV_F16;
     const tw_kernel_ops *ops = tw_kernels_ops();
-    const bool par = nt > 1 && (double)(n - j0) * (double)(HKV * D) >= 65536.0;
-    #pragma omp parallel for schedule(static) num_threads(nt) if (par)
-    for (int64_t j = j0; j < n; j++) {
-        const unsigned char *kr = tw_kv_k_const(kv, l, cells[j]), *vr = tw_kv_v_const(kv, l, cells[j]);
+    const int64_t a = g->j0 + c * g->per, b = a + g->per < g->n ? a + g->per : g->n, D = g->D;
+    for (int64_t j = a; j < b; j++) {
+        const unsigned char *kr = tw_kv_k_const(g->kv, g->l, g->cells[j]), *vr = tw_kv_v_const(g->kv, g->l, g->cells[j]);
         const size_t es = f16 ? 2 : 4;
-        for (int64_t hk = 0; hk < HKV; hk++) {
+        for (int64_t hk = 0; hk < g->HKV; hk++) {
             float vb[TW_LLAMA_MAX_HEAD_DIM];
-            float *kd = Kc + (hk * ldk + j) * D;
+            float *kd = g->Kc + (hk * g->ldk + j) * D;
             if (f16) {
                 ops->dequant(TW_TYPE_F16, kd, kr + (size_t)(hk * D) * es, D);
                 ops->dequant(TW_TYPE_F16, vb, vr + (size_t)(hk * D) * es, D);
@@ -1034,10 +1043,21 @@ static void gather_kv(float *Kc, float *Vt, const tw_kv *kv, int32_t l, const in
                 memcpy(kd, kr + (size_t)(hk * D) * es, (size_t)D * sizeof(float));
                 memcpy(vb, vr + (size_t)(hk * D) * es, (size_t)D * sizeof(float));
             }
-            float *vt = Vt + hk * D * ldv + j;
-            for (int64_t d = 0; d < D; d++) vt[d * ldv] = vb[d];
+            float *vt = g->Vt + hk * D * g->ldv + j;
+            for (int64_t d = 0; d < D; d++) vt[d * g->ldv] = vb[d];
         }
     }
+}
+
+static void gather_kv(float *Kc, float *Vt, const tw_kv *kv, int32_t l, const int32_t *cells, int64_t j0, int64_t n,
+                      int64_t ldk, int64_t ldv, int64_t HKV, int64_t D, int nt)
+{
+    if (n <= j0) return;
+    const bool par = nt > 1 && (double)(n - j0) * (double)(HKV * D) >= 65536.0;
+    const int64_t chunks = par ? nt : 1;
+    gather_job g = {.Kc = Kc, .Vt = Vt, .kv = kv, .cells = cells, .j0 = j0, .n = n, .ldk = ldk, .ldv = ldv, .HKV = HKV,
+                    .D = D, .per = (n - j0 + chunks - 1) / chunks, .l = l};
+    tw_parallel_for(chunks, par ? nt : 1, gather_chunk, &g);
 }
 
 /* Attention of the B query rows q (B, Q) of sequence seq (positions qpos) into att (B, Q).
