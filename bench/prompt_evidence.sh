@@ -18,6 +18,7 @@ OUT=${OUT:-bench/out/prompt-evidence}
 DEV_LIMIT=${DEV_LIMIT:-200}
 TEST_LIMIT=${TEST_LIMIT:-0}
 TASKS=${TASKS:-"sst2 snips banking77"}
+MODES=${MODES:-"score choice free json"}   # output modes to run (others are skipped)
 THREADS=${THREADS:-2}
 BIN=${TW_BIN:-build/tunewise}
 [ -x "$BIN" ] || make -s "$BIN"
@@ -55,6 +56,7 @@ echo "|---|---:|---|---:|---:|---|"
 for task in $TASKS; do
     best=""; bestv=-1
     while read -r strat k output extra; do
+        case " $MODES " in *" $output "*) ;; *) continue ;; esac
         s=$strat; [ "${extra:-}" = cot ] && s="$strat+cot"
         name="$task-$s-k$k-$output"
         dir="$OUT/dev/$name"
