@@ -6,6 +6,9 @@
 #include "report/gate.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <yaml.h>
 
 /* A run dir with n items; item i is right unless wrong(i). CI = acc -/+ half. Latency of
  * item i = lat_ms * (1 + i % 10); cost per call `cost` (NAN: omitted). id_prefix lets two
@@ -269,4 +272,56 @@ Test(gate, cli_exit_codes)
     snprintf(cmd, sizeof cmd, "%s gate %s --min bleu=0.3", tw_test_bin(), base);
     cr_assert_eq(tw_test_run(cmd, NULL, NULL), 2, "an unknown metric is bad input");
     free(base); free(worse); free(root);
+}
+
+/* examples/ci/tunewise-gate.yml: valid YAML, and every option its gate and prompt steps
+ * pass exists in the commands' own option tables (their --help). */
+Test(gate, ci_example_workflow_is_valid)
+{
+    FILE *f = fopen("examples/ci/tunewise-gate.yml", "rb");
+    cr_assert_not_null(f, "examples/ci/tunewise-gate.yml is missing");
+    static char text[16384];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    yaml_parser_t p;
+    yaml_document_t doc;
+    cr_assert(yaml_parser_initialize(&p));
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, n);
+    cr_assert(yaml_parser_load(&p, &doc), "YAML error at line %zu: %s", p.problem_mark.line + 1,
+              p.problem ? p.problem : "?");
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    cr_assert(root && root->type == YAML_MAPPING_NODE);
+    bool jobs = false;
+    for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
+        yaml_node_t *k = yaml_document_get_node(&doc, pr->key);
+        jobs |= k->type == YAML_SCALAR_NODE && strcmp((const char *)k->data.scalar.value, "jobs") == 0;
+    }
+    cr_expect(jobs, "no jobs: mapping");
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&p);
+    const char *bin = getenv("TW_BIN") ? getenv("TW_BIN") : "build/tunewise";
+    const char *cmds[] = {"gate", "prompt"};
+    for (int c = 0; c < 2; c++) {
+        char cmd[600], *out = NULL, *err = NULL, key[32];
+        snprintf(cmd, sizeof cmd, "%s %s --help", bin, cmds[c]);
+        cr_assert_eq(tw_test_run(cmd, &out, &err), 0);
+        snprintf(key, sizeof key, "tunewise %s ", cmds[c]);
+        const char *at = strstr(text, key);
+        cr_assert_not_null(at, "the workflow runs no '%s'", key);
+        /* the step's options, up to the end of its (backslash-continued) command */
+        for (const char *q = at; *q && !(q[0] == '\n' && q[-1] != '\\'); q++) {
+            if (q[0] == '-' && q[1] == '-' && q[-1] == ' ') {
+                char opt[64];
+                size_t k = 0;
+                while (q[k] && q[k] != ' ' && q[k] != '\n' && q[k] != '=' && k + 1 < sizeof opt) opt[k] = q[k], k++;
+                opt[k] = 0;
+                char needle[80];
+                snprintf(needle, sizeof needle, "%s ", opt);
+                cr_expect(strstr(out, needle) != NULL, "%s has no option %s", cmds[c], opt);
+            }
+        }
+        free(out);
+        free(err);
+    }
 }
