@@ -137,6 +137,24 @@ Test(decide, audit_stop_all_arms_reuse_and_budget, .timeout = 300)
     cr_expect_eq(json_array_size(curve), 2);
     json_array_foreach(curve, i, s) cr_expect(json_is_number(json_object_get(s, "dev_metric")), "curve point %zu", i);
     json_decref(d);
+    /* the fine-tune trained on the short system prompt, and its test run sent that prompt */
+    {
+        char tdir[800], line[8192];
+        snprintf(tdir, sizeof tdir, "%s/lora/stories260K/n20", out);
+        json_t *tj = load(tdir, "train.json");
+        cr_expect_str_eq(json_string_value(json_object_get(json_object_get(tj, "config"), "prompt")), "short");
+        json_decref(tj);
+        json_t *dj = load(out, "decide.json");
+        const char *arm = json_string_value(json_array_get(json_object_get(dj, "arms"), 2));
+        cr_assert(arm && strstr(arm, "/lora/"), "the third arm is the fine-tune: %s", arm ? arm : "(none)");
+        snprintf(tdir, sizeof tdir, "%s/predictions.jsonl", arm);
+        json_decref(dj);
+        FILE *pf = fopen(tdir, "r");
+        cr_assert_not_null(pf, "%s", tdir);
+        cr_assert_not_null(fgets(line, sizeof line, pf));
+        fclose(pf);
+        cr_expect(strstr(line, "Which animal") != NULL && strstr(line, "Labels:") == NULL, "LoRA prompt: %s", line);
+    }
     json_t *v = load(out, "verdict.json");
     cr_expect(json_is_string(json_object_get(v, "summary")));
     json_decref(v);

@@ -321,6 +321,39 @@ Test(prompt, config_record)
     tw_dataset_free(&cls);
 }
 
+/* The short system prompt of fine-tuned models: the instructions only; the label list and
+ * the answer-format line are gone, and the config's system hash tells the two apart. */
+Test(prompt, short_system_for_fine_tunes)
+{
+    tw_dataset cls = {0};
+    tiny_train(&cls);
+    tw_task tc = tiny_task();
+    tw_prompt_target plain = {0};
+    tw_error err = {0};
+    tw_prompt *full = make(&tc, &cls, "zero", TW_OUTPUT_SCORE, 0, &plain), *shrt = NULL;
+    tw_prompt_params pp = tw_prompt_default_params();
+    pp.output = TW_OUTPUT_SCORE;
+    pp.short_system = true;
+    cr_assert_eq(tw_prompt_new(&shrt, &tc, &cls, &pp, &plain, &err), TW_OK, "%s", err.msg);
+    const char *fs = tw_prompt_system(full), *ss = tw_prompt_system(shrt);
+    cr_expect(strstr(fs, "Labels:") != NULL, "%s", fs);
+    cr_expect(strstr(ss, "Labels:") == NULL && strstr(ss, "Answer with exactly one label") == NULL, "%s", ss);
+    cr_expect(strncmp(fs, ss, strlen(ss)) == 0, "the short prompt is the full one's opening: '%s' / '%s'", ss, fs);
+    cr_expect_gt(strlen(ss), 0);
+    size_t n1, n2;
+    tw_prompt_continuations(full, &n1);
+    tw_prompt_continuations(shrt, &n2);
+    cr_expect_eq(n1, n2, "the same labels are scored");
+    json_t *c1 = tw_prompt_config(full), *c2 = tw_prompt_config(shrt);
+    cr_expect_str_neq(json_string_value(json_object_get(c1, "system_sha256")),
+                      json_string_value(json_object_get(c2, "system_sha256")));
+    json_decref(c1);
+    json_decref(c2);
+    tw_prompt_free(full);
+    tw_prompt_free(shrt);
+    tw_dataset_free(&cls);
+}
+
 /* Qwen3 renders an assistant turn after the last user turn with an empty <think> block,
  * and this Llama 3 template always ends with the assistant header: the shared turns
  * rendered alone are then not a prefix of a prompt, and the prefix is cut back to the last

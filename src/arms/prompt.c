@@ -233,12 +233,16 @@ static tw_status system_text(tw_prompt *p, const tw_task *t, tw_error *err)
     tw_status st = TW_OK;
     const char *instr = t->instructions;
     char *schema = NULL;
-    if (t->type == TW_TASK_EXTRACT && t->schema_path) {
+    if (t->type == TW_TASK_EXTRACT && t->schema_path && !p->params.short_system) {
         size_t len;
         if ((st = tw_file_read(t->schema_path, &schema, &len, err))) return st;
         rtrim(schema);
     }
-    if (t->type == TW_TASK_CLASSIFY) {
+    if (p->params.short_system) {
+        st |= tw_buf_puts(&b, instr && *instr ? instr : t->type == TW_TASK_CLASSIFY ? "Classify the input."
+                                                       : t->type == TW_TASK_EXTRACT ? "Extract the information in the input."
+                                                                                      : "Respond to the input.");
+    } else if (t->type == TW_TASK_CLASSIFY) {
         st |= tw_buf_puts(&b, instr && *instr ? instr : "Classify the input into one of the labels below.");
         st |= tw_buf_puts(&b, "\n\nLabels:");
         for (size_t i = 0; i < p->n_labels; i++) st |= tw_buf_printf(&b, "\n%s", p->labels[i]);
@@ -254,9 +258,9 @@ static tw_status system_text(tw_prompt *p, const tw_task *t, tw_error *err)
         st |= tw_buf_puts(&b, "\n\n" COT_TAIL);
         st |= tw_buf_puts(&b, t->type == TW_TASK_CLASSIFY ? "<label>" : t->type == TW_TASK_EXTRACT ? "<JSON object>"
                                                                                               : "<answer>");
-    } else if (t->type == TW_TASK_CLASSIFY) {
+    } else if (t->type == TW_TASK_CLASSIFY && !p->params.short_system) {
         st |= tw_buf_puts(&b, "\n\nAnswer with exactly one label from the list, written as it appears there.");
-    } else if (t->type == TW_TASK_EXTRACT) {
+    } else if (t->type == TW_TASK_EXTRACT && !p->params.short_system) {
         st |= tw_buf_puts(&b, "\n\nAnswer with the JSON object only.");
     }
     free(schema);

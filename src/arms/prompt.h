@@ -68,6 +68,9 @@ typedef struct tw_prompt_params {
     size_t rag_k;             /* rag: passages per example (default 3) */
     tw_chunk_params chunk;    /* rag: chunking (default tw_chunk_default_params) */
     tw_bm25_params bm25;      /* knn and rag indexes (default tw_bm25_default_params) */
+    bool short_system;        /* system prompt = the task's instructions only: no label list,
+                                 schema or answer-format lines (a fine-tuned model learned
+                                 them: `tune --prompt short`); default false */
 } tw_prompt_params;
 
 tw_prompt_params tw_prompt_default_params(void);

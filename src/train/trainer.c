@@ -532,7 +532,7 @@ static json_t *config_json(const tw_train_params *p, const char *model_sha, cons
         }
     static const char *const sched[] = {"constant", "linear", "cosine"};
     return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:i, s:f, s:f, s:i, s:i, s:I, s:i, s:i, s:f, s:f, s:s, s:f, s:f, "
-                     "s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:i, s:I}",
+                     "s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:i, s:I, s:s}",
                      "model_sha256", model_sha, "train_data_sha256", data_sha, "dev_data_sha256", dev_sha, "task", t->name ? t->name : "",
                      "chat_template", p->chat_template, "targets", tg, "rank", (int)p->lm.rank, "alpha",
                      (double)p->lm.alpha, "dropout", (double)p->lm.dropout, "max_len", (int)p->max_len, "epochs",
@@ -542,7 +542,8 @@ static json_t *config_json(const tw_train_params *p, const char *model_sha, cons
                      (double)p->adamw.weight_decay, "beta1", (double)p->adamw.beta1, "beta2", (double)p->adamw.beta2,
                      "eps", (double)p->adamw.eps, "clip", (double)p->clip, "seed", (json_int_t)p->seed, "eval_every",
                      (json_int_t)p->eval_every, "save_every", (json_int_t)p->save_every, "dev_max",
-                     (json_int_t)p->dev_max, "patience", (int)p->patience, "train_max", (json_int_t)p->train_max);
+                     (json_int_t)p->dev_max, "patience", (int)p->patience, "train_max", (json_int_t)p->train_max,
+                     "prompt", p->prompt_short ? "short" : "full");
 }
 
 static tw_status write_outputs(trun *r, const char *dir, const float *best, json_t *info, tw_error *err)
@@ -644,6 +645,7 @@ tw_status tw_train(const tw_task *task, const tw_train_params *pin, const char *
     tw_prompt_params pp = tw_prompt_default_params();
     pp.demos = TW_DEMOS_NONE;
     pp.output = task->type == TW_TASK_CLASSIFY ? TW_OUTPUT_SCORE : TW_OUTPUT_FREE;
+    pp.short_system = p->prompt_short;
     {
         const tw_tokenizer *tk = tw_local_tokenizer(c.local);
         size_t bl = 0, el = 0;

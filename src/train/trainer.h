@@ -74,6 +74,10 @@ typedef struct tw_train_params {
     int64_t eval_every;        /* dev evaluation every N steps (and at each epoch end); 0: epoch ends only */
     int64_t save_every;        /* checkpoint every N steps (and at epoch ends); default 10 */
     size_t dev_max;            /* dev examples evaluated (a seeded subset); 0: all; default 200 */
+    bool prompt_short;         /* render examples with the short system prompt (arms/prompt.h
+                                  short_system: instructions only, no label list / schema);
+                                  recorded as config.prompt = "short" in train.json, which
+                                  `tunewise prompt --adapter` follows; default false */
     size_t train_max;          /* 0: the whole train split; else a seeded subset of that many rows,
                                   stratified by label for classify (each label's share
                                   proportional, at least 1 row per label while rows allow;

@@ -418,7 +418,9 @@ static int run(cli_args *a)
                 fmt(name, sizeof name, "lora %s train n=%zu", tag, nn);
                 fmt(p, sizeof p, "%s/checkpoint.bin", dir);
                 const bool resume = exists(p);
-                const char *ar[] = {"tune", "-q", "--task", c.task, "-m", lmodels[mi], "--train-max", ns, "-o", dir,
+                /* the short system prompt: the fine-tune learns the labels / format, and every
+                 * call saves the label list's tokens (prompt --adapter follows train.json) */
+                const char *ar[] = {"tune", "-q", "--task", c.task, "-m", lmodels[mi], "--train-max", ns, "--prompt", "short", "-o", dir,
                                     "--epochs", cli_str(a, "tune-epochs"), "--max-steps", cli_str(a, "tune-max-steps"),
                                     "--threads", c.threads, resume ? "--resume" : NULL, NULL};
                 double est = last_n > 0 ? last_secs * (double)nn / last_n : 0;

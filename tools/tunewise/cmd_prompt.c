@@ -20,6 +20,7 @@ static const cli_opt OPTS[] = {
     {"task", 't', CLI_STR, "TASK", "task file", NULL},
     {"model", 'm', CLI_STR, "MODEL", "local model (GGUF file or Hugging Face folder); with --remote the model name", NULL},
     {"adapter", 0, CLI_STR, "PATH", "LoRA adapter (llama.cpp GGUF or PEFT folder, e.g. from 'tunewise tune') applied to the local model", NULL},
+    {"prompt", 0, CLI_STR, "auto|full|short", "system prompt: full (instructions + label list / schema), short (instructions only, for fine-tuned models); auto: what the adapter's run trained on (train.json beside it), else full", "auto"},
     {"remote", 0, CLI_STR, "URL", "OpenAI-compatible server base URL (e.g. http://127.0.0.1:8080/v1) instead of a local model", NULL},
     {"api-key-env", 0, CLI_STR, "NAME", "with --remote: environment variable holding the API key", NULL},
     {"concurrency", 0, CLI_INT, "N", "with --remote: requests in flight", "4"},
@@ -125,6 +126,22 @@ static int run(cli_args *a)
     pp.max_tokens = (int32_t)cli_int(a, "max-tokens");
     pp.temperature = (float)temp;
     pp.sample_seed = (uint64_t)cli_int(a, "seed");
+    {
+        const char *pm = cli_str(a, "prompt");
+        if (strcmp(pm, "auto") && strcmp(pm, "full") && strcmp(pm, "short"))
+            return cli_usage_error(a->cmd, "unknown --prompt '%s' (expected auto, full or short)", pm);
+        pp.prompt.short_system = strcmp(pm, "short") == 0;
+        const char *ad = cli_str(a, "adapter");
+        if (!strcmp(pm, "auto") && ad) {   /* tune writes train.json beside adapter.gguf / adapter/ */
+            char tj[4200];
+            const char *slash = strrchr(ad, '/');
+            snprintf(tj, sizeof tj, "%.*s/train.json", slash ? (int)(slash - ad) : 1, slash ? ad : ".");
+            json_t *j = json_load_file(tj, 0, NULL);
+            const char *lay = json_string_value(json_object_get(json_object_get(j, "config"), "prompt"));
+            pp.prompt.short_system = lay && strcmp(lay, "short") == 0;
+            json_decref(j);
+        }
+    }
 
     tw_task t;
     if (tw_task_load(&t, task_path, &err)) return cli_fail(&err);

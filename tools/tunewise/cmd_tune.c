@@ -34,6 +34,7 @@ static const cli_opt OPTS[] = {
     {"eval-every", 0, CLI_INT, "N", "dev evaluation every N steps (0: epoch ends only)", "0"},
     {"save-every", 0, CLI_INT, "N", "checkpoint every N steps", "10"},
     {"dev-max", 0, CLI_INT, "N", "dev examples evaluated (seeded subset; 0: all)", "200"},
+    {"prompt", 0, CLI_STR, "full|short", "system prompt of the training examples: full (the zero-shot prompt: instructions + label list / schema) or short (instructions only; 'prompt --adapter' follows it)", "full"},
     {"train-max", 0, CLI_INT, "N", "train on a seeded subset of N rows, stratified by label (0: all; learning curves)", "0"},
     {"patience", 0, CLI_INT, "N", "early stopping: evaluations without improvement (0: off)", "0"},
     {"chat-template", 0, CLI_STR, "FILE|NAME", "chat template file or built-in name (default: the model's)", NULL},
@@ -107,6 +108,9 @@ static int run(cli_args *a)
     p.save_every = cli_int(a, "save-every");
     p.dev_max = (size_t)(cli_int(a, "dev-max") > 0 ? cli_int(a, "dev-max") : 0);
     p.train_max = (size_t)(cli_int(a, "train-max") > 0 ? cli_int(a, "train-max") : 0);
+    if (strcmp(cli_str(a, "prompt"), "full") && strcmp(cli_str(a, "prompt"), "short"))
+        return cli_usage_error(a->cmd, "unknown --prompt '%s' (expected full or short)", cli_str(a, "prompt"));
+    p.prompt_short = strcmp(cli_str(a, "prompt"), "short") == 0;
     p.patience = (int32_t)cli_int(a, "patience");
     p.resume = cli_flag(a, "resume");
     if (p.lm.rank <= 0 || p.epochs <= 0 || p.batch <= 0 || p.grad_accum <= 0 || p.max_len < 2 || p.save_every <= 0 ||
