@@ -87,7 +87,7 @@ Test(decide, audit_stop_all_arms_reuse_and_budget, .timeout = 300)
 
     /* 1. the audit finds 12 test rows not ready: the model arms are not run, the verdict says why */
     snprintf(out, sizeof out, "%s/stop", dir);
-    int rc = decide(task, out, "", &so, &se);
+    int rc = decide(task, out, "--test-limit 10", &so, &se);
     cr_assert_eq(rc, 0, "rc %d: %s", rc, se);
     json_t *d = load(out, "decide.json");
     cr_expect_str_eq(status_of(d, "audit", &note), "ran");
@@ -98,6 +98,13 @@ Test(decide, audit_stop_all_arms_reuse_and_budget, .timeout = 300)
     cr_expect_str_eq(status_of(d, "classic test", NULL), "ran", "the classic arm is cheap: it runs anyway");
     cr_expect_eq(json_array_size(json_object_get(d, "arms")), 1);
     json_decref(d);
+    {   /* --test-limit reaches the classic arm too: every arm is scored on the same rows */
+        char cdir[800];
+        snprintf(cdir, sizeof cdir, "%s/classic/test", out);
+        json_t *m = load(cdir, "metrics.json");
+        cr_expect_eq(json_integer_value(json_object_get(m, "n")), 10);
+        json_decref(m);
+    }
     cr_expect(strstr(so, "(R1)") != NULL, "the verdict names the data rule: %s", so);
     free(so), free(se);
 

@@ -351,7 +351,8 @@ static int run(cli_args *a)
             int s = step(&c, "classic train", dir, "model.bin", 0, tr, &secs);
             if (s == 0) {
                 fmt(dir, sizeof dir, "%s/classic/test", c.out);
-                const char *ev[] = {"eval", "-q", "--task", c.task, "--arm", "classic", "-m", p, "--split", "test", "-o", dir, NULL};
+                const char *ev[] = {"eval", "-q", "--task", c.task, "--arm", "classic", "-m", p, "--split", "test",
+                                    "--limit", test_limit, "-o", dir, NULL};   /* the rows every arm is scored on */
                 if (step(&c, "classic test", dir, "metrics.json", 0, ev, &secs) == 0) json_array_append_new(arms, json_string(dir));
             }
             if (s == 2) rc = EXIT_RUNTIME;

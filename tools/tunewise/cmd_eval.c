@@ -23,6 +23,7 @@ static const cli_opt OPTS[] = {
     {"sync-every", 0, CLI_INT, "N", "fsync the journal every N rows", "16"},
     {"bootstrap", 'b', CLI_INT, "N", "bootstrap replicates for CIs (0: none)", "1000"},
     {"seed", 0, CLI_INT, "N", "seed (bootstrap; handed to the arm)", "1"},
+    {"limit", 0, CLI_INT, "N", "evaluate only the first N rows of the split (0: all; as 'prompt --limit', so arms share rows)", "0"},
     {"json", 0, CLI_FLAG, NULL, "print the metrics report as JSON", NULL},
     {0},
 };
@@ -66,6 +67,7 @@ static int run(cli_args *a)
     if (split < 0)
         return cli_usage_error(a->cmd, "unknown --split '%s' (expected train, dev or test)", str_opt(a, "split", "test"));
     if (int_opt(a, "bootstrap", 1000) < 0) return cli_usage_error(a->cmd, "--bootstrap must be >= 0");
+    if (int_opt(a, "limit", 0) < 0) return cli_usage_error(a->cmd, "--limit must be >= 0");
     if (int_opt(a, "batch", 1) < 1) return cli_usage_error(a->cmd, "--batch must be >= 1");
     if (int_opt(a, "sync-every", 16) < 1) return cli_usage_error(a->cmd, "--sync-every must be >= 1");
 
@@ -122,7 +124,8 @@ static int run(cli_args *a)
         p.sync_every = (size_t)int_opt(a, "sync-every", 16);
         p.force = cli_flag(a, "force");
         p.progress = !a->quiet;
-        st = tw_eval_run(arm, ds->rows, ds->n, out, &p, &res, &err);
+        const size_t n_rows = cli_int(a, "limit") > 0 && (size_t)cli_int(a, "limit") < ds->n ? (size_t)cli_int(a, "limit") : ds->n;
+        st = tw_eval_run(arm, ds->rows, n_rows, out, &p, &res, &err);
     }
     if (!st) {
         if (cli_flag(a, "json")) {
